@@ -1,0 +1,1 @@
+"""task stage of the hoprec pipeline."""
