@@ -1,0 +1,247 @@
+"""The one model contract: ``fit``, ``recommend``, ``similar_items``, ``save``, ``load``.
+
+Every model — baseline or graph network — subclasses :class:`Recommender` and writes only what is
+its own (template methods, as in RecTools):
+
+- ``_fit(dataset)``: learn from a :class:`~hoprec.data.dataset.Dataset` (internal ids only);
+- ``_score(users)``: dense scores ``(len(users), n_items)`` for users the model can personalise;
+- ``_get_state()`` / ``_set_state(state)``: the learned arrays, for ``save`` / ``load``;
+- optionally ``_similar(items)`` (item-to-item scores) and ``_can_score(users)``.
+
+The public methods validate input, fall back to recent popularity for users the model cannot
+score (and say so in :attr:`Recommendations.source`), apply exclusions and allow-lists, and pick
+the top k with ties broken by the lower internal item id, so results are deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict
+
+from hoprec.data.dataset import Dataset
+
+SOURCES = ("model", "popular")
+
+
+class ModelConfig(BaseModel):
+    """Base of every model's config: unknown fields are an error, values round-trip as JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class Recommendations:
+    """Top-k lists in internal ids: ``items`` and ``scores`` are ``(n, k)``, -1 pads short lists;
+    ``source[i]`` says what served row i (``"model"`` or the ``"popular"`` fallback)."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    source: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top k of a dense score matrix; ties go to the lower column; ``-inf`` never picked."""
+    n, m = scores.shape
+    k_eff = min(k, m)
+    if k_eff < m:
+        part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+        # include every column tied with the k-th score so the tie-break is by column id
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+        cand_mask = scores >= kth
+    else:
+        cand_mask = np.ones_like(scores, dtype=bool)
+    items = np.full((n, k), -1, dtype=np.int64)
+    out = np.full((n, k), -np.inf, dtype=np.float32)
+    for i in range(n):
+        cols = np.flatnonzero(cand_mask[i] & np.isfinite(scores[i]))
+        order = np.lexsort((cols, -scores[i, cols]))[:k_eff]
+        sel = cols[order]
+        items[i, : len(sel)] = sel
+        out[i, : len(sel)] = scores[i, sel]
+    return items, out
+
+
+class Recommender(ABC):
+    """Base class of all models; see the module docstring for what a subclass writes."""
+
+    name: ClassVar[str] = "base"
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    #: small hyper-parameter grid tried on the validation cutoff by ``hoprec evaluate``
+    param_grid: ClassVar[list[dict[str, Any]]] = [{}]
+
+    def __init__(self, config: ModelConfig | dict[str, Any] | None = None, **params: Any) -> None:
+        if isinstance(config, ModelConfig):
+            config = config.model_dump()
+        self.config = self.config_class(**{**(config or {}), **params})
+        self.fitted = False
+
+    # --------------------------------------------------------------- config
+    def get_config(self) -> dict[str, Any]:
+        return {"model": self.name, **self.config.model_dump(mode="json")}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Recommender:
+        cfg = dict(config)
+        name = cfg.pop("model", cls.name)
+        if name != cls.name:
+            raise ValueError(f"config is for model {name!r}, not {cls.name!r}")
+        return cls(cfg)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items())
+        return f"{type(self).__name__}({args})"
+
+    # --------------------------------------------------------------- fit
+    def fit(self, dataset: Dataset) -> Recommender:
+        if dataset.n_items == 0:
+            raise ValueError("cannot fit on a dataset with no items")
+        self.n_users, self.n_items = dataset.n_users, dataset.n_items
+        inter = dataset.interactions
+        pos = inter.positive()
+        self.has_history = np.bincount(inter.user[pos], minlength=self.n_users) > 0
+        recent = pos & (inter.time >= np.datetime64(dataset.cutoff - np.timedelta64(30, "D")))
+        pop = np.bincount(inter.item[recent], minlength=self.n_items).astype(np.float64)
+        pop += np.bincount(inter.item[pos], minlength=self.n_items) * 1e-6  # older as tie-break
+        self.popularity = pop.astype(np.float32)
+        self._fit(dataset)
+        self.fitted = True
+        return self
+
+    @abstractmethod
+    def _fit(self, dataset: Dataset) -> None: ...
+
+    @abstractmethod
+    def _score(self, users: np.ndarray) -> np.ndarray: ...
+
+    def _can_score(self, users: np.ndarray) -> np.ndarray:
+        """Which users this model personalises (default: known users with positive history)."""
+        ok = users < self.n_users
+        ok[ok] = self.has_history[users[ok]]
+        return ok
+
+    # --------------------------------------------------------------- recommend
+    def recommend(
+        self,
+        users: np.ndarray,
+        k: int,
+        exclude: sp.csr_matrix | None = None,
+        items: np.ndarray | None = None,
+        batch_size: int = 256,
+    ) -> Recommendations:
+        """Top-``k`` items for each internal user id in ``users``.
+
+        ``exclude``: a users x items matrix (rows indexed by internal user id) whose non-zero
+        entries are never recommended (e.g. past purchases); ``items``: an allow-list of internal
+        item ids. Users beyond the fitted range or without history get the popularity fallback.
+        """
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        if users.ndim != 1 or (users < 0).any():
+            raise ValueError("users must be a 1-D array of non-negative internal ids")
+        if not 1 <= k <= self.n_items:
+            raise ValueError(f"k must be between 1 and the number of items ({self.n_items}), got {k}")
+        allowed = None
+        if items is not None:
+            allowed = np.zeros(self.n_items, dtype=bool)
+            allowed[np.asarray(items, dtype=np.int64)] = True
+        can = self._can_score(users.copy())
+        out_items = np.full((len(users), k), -1, dtype=np.int64)
+        out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
+        source = np.where(can, "model", "popular").astype(object)
+        for start in range(0, len(users), batch_size):
+            batch = users[start : start + batch_size]
+            bcan = can[start : start + batch_size]
+            scores = np.empty((len(batch), self.n_items), dtype=np.float32)
+            if bcan.any():
+                scores[bcan] = self._score(batch[bcan])
+            if (~bcan).any():
+                scores[~bcan] = self.popularity
+            if exclude is not None:
+                known = batch < exclude.shape[0]
+                sub = exclude[batch[known]]
+                rows, cols = sub.nonzero()
+                scores[np.flatnonzero(known)[rows], cols] = -np.inf
+            if allowed is not None:
+                scores[:, ~allowed] = -np.inf
+            ids, sc = top_k(scores, k)
+            out_items[start : start + len(batch)] = ids
+            out_scores[start : start + len(batch)] = sc
+        return Recommendations(out_items, out_scores, source)
+
+    def similar_items(self, items: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` other items for each internal item id, by the model's item-to-item scores."""
+        self._check_fitted()
+        items = np.asarray(items, dtype=np.int64)
+        if items.ndim != 1 or (items < 0).any() or (items >= self.n_items).any():
+            raise ValueError(f"items must be internal ids in [0, {self.n_items})")
+        scores = np.asarray(self._similar(items), dtype=np.float32).copy()
+        scores[np.arange(len(items)), items] = -np.inf
+        return top_k(scores, min(k, self.n_items - 1))
+
+    def _similar(self, items: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"model {self.name!r} has no item-to-item similarity")
+
+    def _check_fitted(self) -> None:
+        if not self.fitted:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
+
+    # --------------------------------------------------------------- persistence
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        pass
+
+    def save(self, path: str | Path) -> None:
+        """Write ``config.json`` and ``state.npz`` to the folder ``path`` (atomically replaced)."""
+        self._check_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            (tmp / "config.json").write_text(json.dumps(self.get_config(), indent=2))
+            state = {
+                "_n_users": np.array(self.n_users), "_n_items": np.array(self.n_items),
+                "_has_history": self.has_history, "_popularity": self.popularity,
+                **self._get_state(),
+            }
+            np.savez(tmp / "state.npz", **state)
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a model saved by :meth:`save` (on the base class: whichever model it is)."""
+        path = Path(path)
+        config = json.loads((path / "config.json").read_text())
+        if cls is Recommender:
+            from hoprec.models.registry import get_model_class
+
+            model_cls = get_model_class(config.get("model", ""))
+        else:
+            model_cls = cls
+        model = model_cls.from_config(config)
+        with np.load(path / "state.npz", allow_pickle=False) as z:
+            state = {key: z[key] for key in z.files}
+        model.n_users, model.n_items = int(state.pop("_n_users")), int(state.pop("_n_items"))
+        model.has_history, model.popularity = state.pop("_has_history"), state.pop("_popularity")
+        model._set_state(state)
+        model.fitted = True
+        return model
