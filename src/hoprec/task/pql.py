@@ -297,6 +297,7 @@ class _Token:
 _TOKEN_RE = re.compile(
     r"(?P<ws>\s+)"
     r"|(?P<number>-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<string>'(?:[^']|'')*'(?!'))"
     r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<op><=|>=|<>|!=|=|<|>)"
     r"|(?P<punct>[(),.*;])"
@@ -306,29 +307,17 @@ _TOKEN_RE = re.compile(
 def _tokenize(text: str) -> list[_Token]:
     tokens, i = [], 0
     while i < len(text):
-        if text[i] == "'":
-            j = i + 1
-            while True:
-                j = text.find("'", j)
-                if j < 0:
-                    raise PQLError("unterminated string literal", i, text)
-                if text.startswith("''", j):
-                    j += 2
-                    continue
-                break
-            raw = text[i : j + 1]
-            tokens.append(_Token("string", raw, i, raw[1:-1].replace("''", "'")))
-            i = j + 1
-            continue
         m = _TOKEN_RE.match(text, i)
         if m is None:
-            raise PQLError(f"unexpected character {text[i]!r}", i, text)
-        if m.lastgroup == "number":
-            v = m.group()
-            value = int(v) if re.fullmatch(r"-?\d+", v) else float(v)
-            tokens.append(_Token("number", v, i, value))
-        elif m.lastgroup != "ws":
-            tokens.append(_Token(m.lastgroup, m.group(), i))
+            what = "unterminated string literal" if text[i] == "'" else f"unexpected character {text[i]!r}"
+            raise PQLError(what, i, text)
+        kind, raw = m.lastgroup, m.group()
+        if kind == "number":
+            tokens.append(_Token(kind, raw, i, int(raw) if re.fullmatch(r"-?\d+", raw) else float(raw)))
+        elif kind == "string":
+            tokens.append(_Token(kind, raw, i, raw[1:-1].replace("''", "'")))
+        elif kind != "ws":
+            tokens.append(_Token(kind, raw, i))
         i = m.end()
     tokens.append(_Token("eof", "", len(text)))
     return tokens

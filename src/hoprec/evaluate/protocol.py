@@ -1,0 +1,258 @@
+"""The evaluation protocol: the same leak-free temporal split for every model.
+
+For a task and a database:
+
+1. cutoffs: test = the last full window (ending at the data's end), validation = the window
+   before it (:meth:`hoprec.task.task.Task.cutoffs`);
+2. at each cutoff the model sees only a snapshot of rows strictly before it;
+3. scored entities: pass the WHERE clause, have at least one positive event before the cutoff and
+   at least one label in the window; entities with labels but no history are scored apart
+   ("cold"), as are truth items unknown at the cutoff (they count as misses, never dropped);
+4. each model's small grid is tried on validation (MAP@K), the best setting is refitted on the
+   test snapshot, and only test figures are reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from hoprec.data.database import Database
+from hoprec.data.dataset import Dataset
+from hoprec.evaluate import metrics as M
+from hoprec.models.base import Recommender
+from hoprec.models.registry import get_model_class
+from hoprec.task.task import Task, TaskError
+
+
+@dataclass
+class Split:
+    """Everything needed to score models at one cutoff, in internal ids."""
+
+    name: str
+    cutoff: pd.Timestamp
+    dataset: Dataset
+    users: np.ndarray  # scored entities (with history)
+    truth_indptr: np.ndarray
+    truth_indices: np.ndarray  # ids >= n_items: truth items unknown at the cutoff
+    cold_users: np.ndarray  # entities with labels but no history (ids >= n_users: unknown)
+    cold_indptr: np.ndarray
+    cold_indices: np.ndarray
+    history_counts: np.ndarray  # past positive events per scored entity
+    n_unknown_truth_items: int
+    n_eligible: int
+
+    @property
+    def n_items(self) -> int:
+        return self.dataset.n_items
+
+
+def _csr_truth(users: np.ndarray, pairs_user: np.ndarray, pairs_item: np.ndarray):
+    order = np.lexsort((pairs_item, pairs_user))
+    pu, pi = pairs_user[order], pairs_item[order]
+    pos = np.searchsorted(users, pu)
+    counts = np.bincount(pos, minlength=len(users))
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return indptr, pi.astype(np.int64)
+
+
+def make_split(task: Task, db: Database, cutoff: pd.Timestamp, name: str) -> Split:
+    """Build the dataset (snapshot before ``cutoff``) and the labels of the window after it."""
+    snap = db.snapshot(cutoff)
+    dataset = task.build_dataset(snap)
+    labels = task.labels(db, cutoff)
+    if labels.empty:
+        lo, hi = cutoff + task.window[0], cutoff + task.window[1]
+        raise TaskError(
+            f"the {name} window [{lo}, {hi}) has no labels: no {task.target_table} rows fall in it"
+        )
+    eligible = task.eligible_entities(snap, cutoff)
+    labels = labels[labels["entity"].isin(eligible)]
+    n_items = dataset.n_items
+    item_ids = dataset.items.to_internal(labels["item"].to_numpy(), missing=-1)
+    unknown = item_ids < 0
+    if unknown.any():  # items never seen before the cutoff: give them ids past the catalogue
+        codes, _ = pd.factorize(labels.loc[unknown, "item"])
+        item_ids[unknown] = n_items + codes
+    user_ids = dataset.users.to_internal(labels["entity"].to_numpy(), missing=-1)
+    if (user_ids < 0).any():
+        codes, _ = pd.factorize(labels["entity"].to_numpy()[user_ids < 0])
+        user_ids[user_ids < 0] = dataset.n_users + codes
+    inter = dataset.interactions
+    counts = np.bincount(inter.user[inter.positive()], minlength=dataset.n_users)
+    has_hist = np.zeros(user_ids.max() + 1, dtype=bool)
+    known = user_ids < dataset.n_users
+    has_hist[user_ids[known]] = counts[user_ids[known]] > 0
+    warm_rows = has_hist[user_ids]
+    users = np.unique(user_ids[warm_rows])
+    indptr, indices = _csr_truth(users, user_ids[warm_rows], item_ids[warm_rows])
+    cold = np.unique(user_ids[~warm_rows])
+    cptr, cind = _csr_truth(cold, user_ids[~warm_rows], item_ids[~warm_rows])
+    return Split(
+        name=name, cutoff=pd.Timestamp(cutoff), dataset=dataset, users=users,
+        truth_indptr=indptr, truth_indices=indices, cold_users=cold, cold_indptr=cptr,
+        cold_indices=cind, history_counts=counts[users],
+        n_unknown_truth_items=int(pd.Series(item_ids[item_ids >= n_items]).nunique()),
+        n_eligible=len(eligible),
+    )
+
+
+def _subset_truth(indptr, indices, keep: np.ndarray):
+    """CSR truth restricted to entries where ``keep`` (aligned with ``indices``) holds."""
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    counts = np.bincount(rows[keep], minlength=len(indptr) - 1)
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), indices[keep]
+
+
+@dataclass
+class ModelResult:
+    model: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    slices: dict[str, dict[str, float]]
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    fit_seconds: float = 0.0
+    recommend_seconds: float = 0.0
+
+
+def exclusion(task: Task, dataset: Dataset) -> sp.csr_matrix | None:
+    """What serving masks, evaluation masks: past purchases when the schema says so."""
+    return dataset.positive_matrix() if task.schema.recommend.exclude_purchased else None
+
+
+def score_split(task: Task, model: Recommender, split: Split, k: int) -> tuple[dict, dict]:
+    """Test metrics, beyond-accuracy figures and slices for a fitted model on ``split``."""
+    ds = split.dataset
+    excl = exclusion(task, ds)
+    recs = model.recommend(split.users, k, exclude=excl).items
+    per = M.ranking_metrics(recs, split.truth_indptr, split.truth_indices, k)
+    overall = M.mean_metrics(per)
+    pos = ds.interactions.select(ds.interactions.positive())
+    buyers = sp.csr_matrix(
+        (np.ones(len(pos), dtype=np.float32), (pos.user, pos.item)), shape=(ds.n_users, ds.n_items)
+    )
+    buyers.data[:] = 1.0
+    item_pop = np.asarray(buyers.sum(axis=0)).ravel() / max(1, int((buyers.getnnz(axis=1) > 0).sum()))
+    overall["coverage"] = M.catalogue_coverage(recs, k, ds.n_items)
+    codes = task.diversity_codes(ds)
+    overall["diversity"] = M.intra_list_diversity(recs, k, codes) if codes is not None else float("nan")
+    overall["mean_popularity"] = M.mean_popularity(recs, k, item_pop)
+    slices: dict[str, dict[str, float]] = {}
+    sparse_max = task.schema.recommend.sparse_history_max
+    mask = split.history_counts <= sparse_max
+    slices[f"sparse (<= {sparse_max} past events)"] = _masked_means(per, mask)
+    # repeat vs new-to-entity truth items
+    rows = np.repeat(split.users, np.diff(split.truth_indptr))
+    known_item = split.truth_indices < ds.n_items
+    bought = np.zeros(len(rows), dtype=bool)
+    bought[known_item] = np.asarray(
+        buyers[rows[known_item], split.truth_indices[known_item]]
+    ).ravel() > 0
+    ever = np.asarray(buyers.sum(axis=0)).ravel() > 0
+    seen_item = np.zeros(len(rows), dtype=bool)
+    seen_item[known_item] = ever[split.truth_indices[known_item]]
+    for label, keep in (
+        ("repeat items", bought), ("new-to-entity items", ~bought), ("new items (first seen in window)", ~seen_item)
+    ):
+        ip, ii = _subset_truth(split.truth_indptr, split.truth_indices, keep)
+        sub = M.ranking_metrics(recs, ip, ii, k)
+        slices[label] = {"recall": float(np.nanmean(sub["recall"])) if (np.diff(ip) > 0).any() else float("nan"),
+                         "hit_rate": float(np.nanmean(sub["hit_rate"])) if (np.diff(ip) > 0).any() else float("nan"),
+                         "n": int((np.diff(ip) > 0).sum()), "truth_items": int(keep.sum())}
+    if len(split.cold_users):
+        crecs = model.recommend(split.cold_users, k).items
+        slices["cold entities (labels, no history)"] = M.mean_metrics(
+            M.ranking_metrics(crecs, split.cold_indptr, split.cold_indices, k)
+        )
+    else:
+        slices["cold entities (labels, no history)"] = {"n": 0}
+    return overall, slices
+
+
+def _masked_means(per: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, float]:
+    return M.mean_metrics({key: np.where(mask, v, np.nan) for key, v in per.items()})
+
+
+def tune_and_test(
+    task: Task, name: str, val: Split, test: Split, k: int,
+    grid: list[dict[str, Any]] | None = None, progress: Callable[[str], None] | None = None,
+) -> ModelResult:
+    """Pick ``name``'s setting by validation MAP@k, refit on the test snapshot, report test."""
+    cls = get_model_class(name)
+    grid = grid if grid is not None else cls.param_grid
+    tried = []
+    for params in grid:
+        if progress:
+            progress(f"{name} {params or ''} (validation)")
+        t0 = time.perf_counter()
+        model = cls(**params).fit(val.dataset)
+        recs = model.recommend(val.users, k, exclude=exclusion(task, val.dataset)).items
+        score = M.mean_metrics(M.ranking_metrics(recs, val.truth_indptr, val.truth_indices, k))["map"]
+        tried.append({"params": params, "map": score, "seconds": time.perf_counter() - t0})
+    best = max(tried, key=lambda r: r["map"])["params"]
+    if progress:
+        progress(f"{name} {best or ''} (test)")
+    t0 = time.perf_counter()
+    model = cls(**best).fit(test.dataset)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    overall, slices = score_split(task, model, test, k)
+    return ModelResult(name, best, overall, slices, tried, fit_s, time.perf_counter() - t0)
+
+
+@dataclass
+class EvaluationResult:
+    query: str
+    schema: str
+    schema_digest: str
+    k: int
+    cutoffs: dict[str, str]
+    split_stats: dict[str, dict[str, Any]]
+    results: list[ModelResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def split_stats(split: Split) -> dict[str, Any]:
+    return {
+        "cutoff": str(split.cutoff), "scored_entities": int(len(split.users)),
+        "cold_entities": int(len(split.cold_users)), "eligible_entities": split.n_eligible,
+        "truth_pairs": int(len(split.truth_indices)),
+        "unknown_truth_items": split.n_unknown_truth_items,
+        "items_at_cutoff": split.dataset.n_items, "history_events": len(split.dataset.interactions),
+    }
+
+
+def evaluate(
+    task: Task, db: Database, models: list[str], k: int | None = None,
+    progress: Callable[[str], None] | None = None,
+    grids: dict[str, list[dict[str, Any]]] | None = None,
+) -> EvaluationResult:
+    """Run the protocol for every model in ``models`` on one shared split."""
+    k = k or task.k
+    for name in models:
+        get_model_class(name)  # fail early on unknown names
+    cut = task.cutoffs(db)
+    if progress:
+        progress("building validation and test splits")
+    val = make_split(task, db, cut["val"], "validation")
+    test = make_split(task, db, cut["test"], "test")
+    results = [
+        tune_and_test(task, name, val, test, k, (grids or {}).get(name), progress) for name in models
+    ]
+    return EvaluationResult(
+        query=str(task.query), schema=task.schema.name, schema_digest=task.schema.digest(), k=k,
+        cutoffs={"validation": str(cut["val"]), "test": str(cut["test"]),
+                 "window": str(task.window[1] - task.window[0])},
+        split_stats={"validation": split_stats(val), "test": split_stats(test)},
+        results=results,
+    )

@@ -1,0 +1,124 @@
+"""Leaderboards as text: a rich table for the terminal, JSON and Markdown files (atomic writes)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hoprec.evaluate.protocol import EvaluationResult
+
+COLUMNS: list[tuple[str, str]] = [
+    ("map", "MAP@{k}"), ("recall", "Recall@{k}"), ("precision", "Prec@{k}"), ("ndcg", "NDCG@{k}"),
+    ("mrr", "MRR@{k}"), ("hit_rate", "Hit@{k}"), ("coverage", "Coverage"),
+    ("diversity", "Diversity"), ("mean_popularity", "MeanPop"),
+]
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` so readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def leaderboard_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
+    header = ["model", *[h.format(k=result.k) for _, h in COLUMNS], "fit s", "params"]
+    rows = []
+    for r in sorted(result.results, key=lambda r: -r.metrics.get("map", 0.0)):
+        rows.append([
+            r.model, *[_fmt(r.metrics.get(key)) for key, _ in COLUMNS], f"{r.fit_seconds:.1f}",
+            json.dumps(r.params, sort_keys=True) if r.params else "",
+        ])
+    return header, rows
+
+
+def slice_rows(result: EvaluationResult) -> tuple[list[str], list[list[str]]]:
+    names: list[str] = []
+    for r in result.results:
+        names += [s for s in r.slices if s not in names]
+    header = ["model", *names]
+    rows = []
+    for r in result.results:
+        cells = []
+        for s in names:
+            m = r.slices.get(s, {})
+            main = m.get("map") if "map" in m else m.get("recall")
+            label = "MAP" if "map" in m else "Recall"
+            cells.append(f"{label} {_fmt(main)} (n={m.get('n', 0)})" if m.get("n") else "–")
+        rows.append([r.model, *cells])
+    return header, rows
+
+
+def to_markdown(result: EvaluationResult) -> str:
+    def table(header: list[str], rows: list[list[str]]) -> str:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        return "\n".join(lines)
+
+    test = result.split_stats["test"]
+    out = [
+        f"# Leaderboard: {result.schema}",
+        "",
+        f"Query: `{result.query}`",
+        "",
+        f"Test cutoff {result.cutoffs['test']} (window {result.cutoffs['window']}), validation "
+        f"cutoff {result.cutoffs['validation']}; {test['scored_entities']} scored entities, "
+        f"{test['cold_entities']} cold entities reported apart, {test['unknown_truth_items']} truth "
+        f"items unknown at the cutoff (counted as misses). Test figures; settings chosen on validation.",
+        "",
+        table(*leaderboard_rows(result)),
+        "",
+        "## Slices (test)",
+        "",
+        table(*slice_rows(result)),
+        "",
+    ]
+    return "\n".join(out)
+
+
+def write_results(result: EvaluationResult, out_dir: str | Path) -> tuple[Path, Path]:
+    out = Path(out_dir)
+    jpath, mpath = out / "results.json", out / "leaderboard.md"
+    atomic_write_text(jpath, json.dumps(result.to_dict(), indent=2, default=str))
+    atomic_write_text(mpath, to_markdown(result))
+    return jpath, mpath
+
+
+def print_leaderboard(result: EvaluationResult, console: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    header, rows = leaderboard_rows(result)
+    t = Table(title=f"{result.schema}: {result.query}", title_justify="left")
+    for i, h in enumerate(header):
+        t.add_column(h, justify="left" if i in (0, len(header) - 1) else "right")
+    for row in rows:
+        t.add_row(*row)
+    console.print(t)
+    header, rows = slice_rows(result)
+    s = Table(title="slices (test)", title_justify="left")
+    for h in header:
+        s.add_column(h)
+    for row in rows:
+        s.add_row(*row)
+    console.print(s)
