@@ -1,0 +1,81 @@
+"""Batch export: ranked rows ``entity_id, rank, item_id, score, as_of`` for many entities.
+
+Writes CSV or Parquet files, or a database table (``URL#table``), always atomically: a reader sees
+the previous output or the complete new one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from hoprec.data.idmap import IdMap
+from hoprec.models.base import Recommender
+
+
+def recommend_frame(
+    model: Recommender, users: IdMap, items: IdMap, entity_ids: pd.Index, k: int,
+    as_of: pd.Timestamp, exclude: sp.csr_matrix | None = None,
+) -> pd.DataFrame:
+    """Top-k rows for each external entity id (unknown ids get the model's fallback)."""
+    internal = users.to_internal(entity_ids, missing=-1)
+    unknown = internal < 0
+    internal[unknown] = len(users) + np.arange(int(unknown.sum()))
+    recs = model.recommend(internal, k, exclude=exclude)
+    n = len(entity_ids)
+    valid = recs.items >= 0
+    rows, ranks = np.nonzero(valid)
+    return pd.DataFrame({
+        "entity_id": np.asarray(entity_ids)[rows],
+        "rank": (ranks + 1).astype(np.int32),
+        "item_id": items.to_external(recs.items[valid]),
+        "score": recs.scores[valid].astype(np.float32),
+        "as_of": pd.Timestamp(as_of),
+    }).reset_index(drop=True) if n else pd.DataFrame(
+        columns=["entity_id", "rank", "item_id", "score", "as_of"]
+    )
+
+
+def write_frame(df: pd.DataFrame, target: str) -> str:
+    """Write ``df`` to a .csv/.parquet path or ``URL#table``; returns a description of where."""
+    if "://" in target:
+        url, _, table = target.partition("#")
+        if not table:
+            raise ValueError(f"database output needs a table name: {url}#TABLE")
+        return _write_table(df, url, table)
+    path = Path(target)
+    suffix = "".join(path.suffixes[-2:]) if path.suffix == ".gz" else path.suffix
+    if suffix not in (".csv", ".parquet", ".csv.gz"):
+        raise ValueError(f"--output {target}: use a .csv, .csv.gz or .parquet file, or URL#table")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        if suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False, compression="gzip" if suffix.endswith(".gz") else None)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return str(path)
+
+
+def _write_table(df: pd.DataFrame, url: str, table: str) -> str:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    staging = f"{table}__hoprec_new"
+    try:
+        df.to_sql(staging, engine, if_exists="replace", index=False, chunksize=10_000)
+        with engine.begin() as conn:  # swap in one transaction: readers never see half a table
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+            conn.execute(sa.text(f'ALTER TABLE "{staging}" RENAME TO "{table}"'))
+    finally:
+        engine.dispose()
+    return f"{engine.url.render_as_string(hide_password=True)} table {table}"
