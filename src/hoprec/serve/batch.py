@@ -41,6 +41,15 @@ def recommend_frame(
     )
 
 
+def remap_matrix(m: sp.csr_matrix, rows_from: IdMap, cols_from: IdMap, rows_to: IdMap, cols_to: IdMap) -> sp.csr_matrix:
+    """Re-index a users x items matrix from one pair of id maps to another (unknown ids dropped)."""
+    coo = m.tocoo()
+    r = rows_to.to_internal(rows_from.to_external(coo.row), missing=-1)
+    c = cols_to.to_internal(cols_from.to_external(coo.col), missing=-1)
+    ok = (r >= 0) & (c >= 0)
+    return sp.csr_matrix((coo.data[ok], (r[ok], c[ok])), shape=(len(rows_to), len(cols_to)))
+
+
 def write_frame(df: pd.DataFrame, target: str) -> str:
     """Write ``df`` to a .csv/.parquet path or ``URL#table``; returns a description of where."""
     if "://" in target:
