@@ -73,7 +73,8 @@ def make_split(task: Task, db: Database, cutoff: pd.Timestamp, name: str) -> Spl
             f"the {name} window [{lo}, {hi}) has no labels: no {task.target_table} rows fall in it"
         )
     eligible = task.eligible_entities(snap, cutoff)
-    labels = labels[labels["entity"].isin(eligible)]
+    if task.query.where is not None:  # unknown entities cannot be judged by the WHERE clause
+        labels = labels[labels["entity"].isin(eligible)]
     n_items = dataset.n_items
     item_ids = dataset.items.to_internal(labels["item"].to_numpy(), missing=-1)
     unknown = item_ids < 0
