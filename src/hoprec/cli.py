@@ -29,6 +29,8 @@ app.add_typer(datasets_app, name="datasets")
 
 console = Console(stderr=True)
 out = Console()
+if not out.is_terminal:  # piped or captured: wide enough for the leaderboard
+    out = Console(width=200)
 
 DEFAULT_QUERY = (
     "PREDICT LIST_DISTINCT(transactions.product_id, 0, 30, days) RANK TOP 12 "

@@ -93,8 +93,13 @@ class ItemKNN(Recommender):
     def _get_state(self) -> dict[str, np.ndarray]:
         state = {}
         for prefix, m in (("sim", self.similarity), ("x", self.user_items)):
-            state.update({f"{prefix}_data": m.data, f"{prefix}_indices": m.indices,
-                          f"{prefix}_indptr": m.indptr})
+            state.update(
+                {
+                    f"{prefix}_data": m.data,
+                    f"{prefix}_indices": m.indices,
+                    f"{prefix}_indptr": m.indptr,
+                }
+            )
         return state
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:

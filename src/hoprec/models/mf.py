@@ -116,8 +116,11 @@ class ALS(_Factorization):
         confidence.data = 1.0 + cfg.alpha * confidence.data
         with threadpool_limits(limits=1, user_api="blas"):
             model = AlternatingLeastSquares(
-                factors=cfg.factors, regularization=cfg.regularization, alpha=1.0,
-                iterations=cfg.iterations, random_state=cfg.random_state,
+                factors=cfg.factors,
+                regularization=cfg.regularization,
+                alpha=1.0,
+                iterations=cfg.iterations,
+                random_state=cfg.random_state,
                 num_threads=cfg.num_threads,
             )
             model.fit(confidence, show_progress=False)
@@ -136,9 +139,12 @@ class BPR(_Factorization):
     def _fit(self, dataset: Dataset) -> None:
         cfg: BPRConfig = self.config  # type: ignore[assignment]
         model = BayesianPersonalizedRanking(
-            factors=cfg.factors, learning_rate=cfg.learning_rate,
-            regularization=cfg.regularization, iterations=cfg.iterations,
-            random_state=cfg.random_state, num_threads=cfg.num_threads,
+            factors=cfg.factors,
+            learning_rate=cfg.learning_rate,
+            regularization=cfg.regularization,
+            iterations=cfg.iterations,
+            random_state=cfg.random_state,
+            num_threads=cfg.num_threads,
         )
         model.fit(_positive(dataset, "counts"), show_progress=False)
         self._keep(model)

@@ -98,8 +98,10 @@ class RepeatPurchase(Recommender):
 
     def _get_state(self) -> dict[str, np.ndarray]:
         return {
-            "own_indptr": self.own.indptr, "own_indices": self.own.indices,
-            "own_data": self.own.data, "fill": self.fill,
+            "own_indptr": self.own.indptr,
+            "own_indices": self.own.indices,
+            "own_data": self.own.data,
+            "fill": self.fill,
         }
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:

@@ -35,7 +35,7 @@ def recommend_frame(
         "rank": (ranks + 1).astype(np.int32),
         "item_id": items.to_external(recs.items[valid]),
         "score": recs.scores[valid].astype(np.float32),
-        "as_of": pd.Timestamp(as_of),
+        "as_of": pd.Timestamp(as_of).as_unit("ns"),
     }).reset_index(drop=True) if n else pd.DataFrame(
         columns=["entity_id", "rank", "item_id", "score", "as_of"]
     )

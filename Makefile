@@ -1,0 +1,23 @@
+# Short verbs. `make demo` then `make test` is the whole newcomer path.
+PY ?= python
+PIP ?= $(PY) -m pip
+
+.PHONY: install demo test test-fast lint bench
+
+install:  ## install hoprec with everything the tests and the demo need
+	$(PIP) install --quiet -e ".[dev]"
+
+demo: install  ## the Complete Journey leaderboard with every baseline
+	hoprec demo
+
+test:  ## the whole suite (exit code 5, "no tests collected", is a failure here)
+	$(PY) -m pytest -q
+
+test-fast:  ## skip tests marked slow
+	$(PY) -m pytest -q -m "not slow"
+
+lint:
+	ruff check src tests
+
+bench:  ## timings and leaderboards written to benchmarks/results/
+	$(PY) benchmarks/bench_spine.py
