@@ -11,7 +11,8 @@ demo: install  ## the Complete Journey leaderboard with every baseline
 	hoprec demo
 
 test:  ## the whole suite (exit code 5, "no tests collected", is a failure here)
-	$(PY) -m pytest -q
+	@$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 test-fast:  ## skip tests marked slow
 	$(PY) -m pytest -q -m "not slow"
