@@ -750,7 +750,7 @@ class _Inferrer:
             if t.time_format:
                 out.append(_commented(f"    time_format: {_scalar(t.time_format)}", "strftime codes"))
         if t.fks:
-            out.append("    # each foreign key points at a table's primary key")
+            out.append("    # matched by name, then by values against the target's primary key")
             out.append("    foreign_keys:")
             for col, target in t.fks.items():
                 out.append(_commented(f"      {_scalar(col)}: {_scalar(target)}", t.fk_why[col]))
@@ -815,7 +815,13 @@ def _scalar(value: object) -> str:
 
 
 def _commented(line: str, comment: str) -> str:
-    return f"{line.ljust(_COMMENT_AT)}  # {comment}" if comment else line
+    """``line`` with ``comment`` on its right, or above it when that would make it too long."""
+    if not comment:
+        return line
+    if max(len(line), _COMMENT_AT) + 4 + len(comment) <= 100:
+        return f"{line.ljust(_COMMENT_AT)}  # {comment}"
+    indent = line[: len(line) - len(line.lstrip())]
+    return "\n".join([*_comment_lines(comment, indent), line])
 
 
 def _comment_lines(text: str, indent: str) -> list[str]:

@@ -202,8 +202,8 @@ class Recommender(ABC):
     def _get_state(self) -> dict[str, np.ndarray]:
         return {}
 
-    def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        pass
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:  # noqa: B027 - optional hook
+        """Restore what ``_get_state`` returned; models with no learned arrays keep this."""
 
     def save(self, path: str | Path) -> None:
         """Write ``config.json`` and ``state.npz`` to the folder ``path`` (atomically replaced)."""
