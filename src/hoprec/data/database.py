@@ -80,11 +80,16 @@ def _parse_time(name: str, spec: TableSpec, df: pd.DataFrame) -> None:
         return
     raw = df[col]
     if pd.api.types.is_datetime64_any_dtype(raw):
-        parsed = raw.dt.tz_localize(None) if getattr(raw.dt, "tz", None) is not None else raw
+        parsed = raw.dt.tz_convert(None) if getattr(raw.dt, "tz", None) is not None else raw  # as UTC
     elif pd.api.types.is_numeric_dtype(raw):
         parsed = pd.to_datetime(raw, unit="s", errors="coerce")
     else:
-        parsed = pd.to_datetime(raw, format=spec.time_format, errors="coerce")
+        try:
+            parsed = pd.to_datetime(raw, format=spec.time_format, errors="coerce")
+        except ValueError:  # mixed UTC offsets: only a common zone makes them comparable
+            parsed = pd.to_datetime(raw, format=spec.time_format, errors="coerce", utc=True)
+        if getattr(parsed.dt, "tz", None) is not None:  # offsets in the strings: as UTC
+            parsed = parsed.dt.tz_convert(None)
     bad = parsed.isna() & raw.notna()
     if raw.isna().any():
         bad = bad | raw.isna()
@@ -205,6 +210,11 @@ def _derive(schema: Schema, name: str, tables: dict[str, pd.DataFrame]) -> pd.Da
             part = pd.DataFrame({pk: odf[col]})
             part[FIRST_SEEN] = odf[tc] if tc else pd.Timestamp.min
             parts.append(part.dropna(subset=[pk]))
+    if len({str(p[pk].dtype) for p in parts}) > 1 and not all(
+        pd.api.types.is_integer_dtype(p[pk]) for p in parts
+    ):  # 2 in one table, "S1" in another: keys are strings, as _check_foreign_keys compares them
+        for p in parts:
+            p[pk] = p[pk].astype("string")
     allkeys = pd.concat(parts, ignore_index=True)
     derived = allkeys.groupby(pk, sort=True)[FIRST_SEEN].min().reset_index()
     if spec.attributes_from:

@@ -68,6 +68,8 @@ class Dataset:
     user_features: pd.DataFrame = field(default_factory=pd.DataFrame)  # index: internal user id
     item_features: pd.DataFrame = field(default_factory=pd.DataFrame)  # index: internal item id
     db: Database | None = None
+    #: length of the task's label window (how far ahead the task predicts), if known
+    horizon: pd.Timedelta | None = None
 
     @property
     def n_users(self) -> int:

@@ -1,9 +1,11 @@
 """Draft a schema from a folder of data files, explaining every guess.
 
-:func:`infer_schema` reads the first rows of each ``*.csv``, ``*.csv.gz`` and ``*.parquet`` file in
-a folder (with DuckDB, the same reader :mod:`hoprec.data.sources` uses) and writes a schema a person
-can check in a few minutes: YAML with a comment above each block saying what was guessed from what,
-and a list of notes ("guessed X because Y").  The guesses, in the order they are made:
+:func:`infer_schema` reads a sample of each ``*.csv``, ``*.csv.gz`` and ``*.parquet`` file in a
+folder (with DuckDB and the reader :mod:`hoprec.data.sources` uses, so types come out as ingest sees
+them; a file longer than ``sample_rows`` is sampled every n-th row, in file order, so that a log
+sorted by time is seen over its whole span) and writes a schema a person can check in a few
+minutes: YAML with a comment above each block saying what was guessed from what, and a list of
+notes ("guessed X because Y").  The guesses, in the order they are made:
 
 1. **Primary key** of each file: a non-null, unique column whose name ends like an id (``id``,
    ``_id``, ``Id``, ``ID``, ``No``, ``code``, ``key``), preferring ``<table-singular>_id`` and then
@@ -32,6 +34,7 @@ kind of event, which columns matter) is for a person to confirm.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -49,6 +52,9 @@ DATA_PATTERNS: tuple[str, ...] = ("*.csv", "*.csv.gz", "*.parquet")
 
 #: Foreign keys need at least this share of sampled rows to match the target's keys.
 FK_MIN_MATCH = 0.9
+#: Fewer matches, but at least this share: the target lists some of the keys, and becomes the
+#: ``attributes_from`` of a derived table holding them all.
+FK_PARTIAL_MATCH = 0.05
 
 _ID_SUFFIXES = {"id", "key", "no", "nr", "code", "sku", "upc", "ean", "gtin", "asin", "isbn"}
 # Words that end in "id" but do not name an id.
@@ -57,7 +63,8 @@ _NOT_IDS = {
     "lid", "liquid", "maid", "mid", "paid", "prepaid", "raid", "rapid", "said", "solid", "squid",
     "unpaid", "valid", "vivid", "void",
 }  # fmt: skip
-_BASKET_WORDS = {"order", "basket", "invoice", "transaction", "receipt", "cart", "ticket", "checkout"}
+_BASKET_WORDS = {"order", "basket", "invoice", "transaction", "receipt", "cart", "ticket"}
+_BASKET_WORDS |= {"checkout"}
 _SESSION_WORDS = {"session", "visit"}
 _TIME_WORDS = {"time", "timestamp", "datetime", "date", "ts", "dt", "day", "epoch"}
 _CREATION_WORDS = {
@@ -71,10 +78,12 @@ _MEASURE_WORDS = {
     "width", "height", "volume", "stock", "balance", "spend", "margin", "tax", "fee",
 }  # fmt: skip
 _QUANTITY_WORDS = {"quantity", "qty", "units"}
+_RETURN_WORDS = {"return", "returned", "returns", "refund", "refunded"}
 _KIND_COLUMN_WORDS = {"event", "type", "kind", "action", "behavior", "behaviour", "interaction"}
 #: Raw event-type values (lower case, letters only) and the kind each one means.
 _KIND_SYNONYMS = {
-    **dict.fromkeys(["purchase", "purchased", "buy", "bought", "order", "transaction", "checkout", "sale"], "purchase"),
+    **dict.fromkeys(["purchase", "purchased", "buy", "bought", "order", "transaction"], "purchase"),
+    **dict.fromkeys(["checkout", "sale"], "purchase"),
     **dict.fromkeys(["addtocart", "cart", "addcart", "addtobasket", "basket"], "add_to_cart"),
     **dict.fromkeys(["view", "viewed", "pageview", "pv", "detail", "productview"], "view"),
     **dict.fromkeys(["click", "clicked"], "click"),
@@ -93,7 +102,8 @@ _INT_TYPES = {
     "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
     "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT",
 }  # fmt: skip
-_COMMENT_AT = 40
+_COMMENT_AT = 36
+_ROW = "__hoprec_row"
 
 
 # --- names -------------------------------------------------------------------------------------
@@ -112,7 +122,7 @@ def _norm(name: str) -> str:
 
 
 def _id_stem(name: str) -> list[str] | None:
-    """The entity words of an id-like name (``store_id`` -> ``['store']``), or None if not id-like."""
+    """The entity words of an id-like name (``store_id`` -> ``['store']``); None if not id-like."""
     words = _tokens(name)
     if not words:
         return None
@@ -127,7 +137,7 @@ def _id_stem(name: str) -> list[str] | None:
 def _singular(word: str) -> str:
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
-    if word.endswith(("sses", "xes", "zes", "ches", "shes", "uses")):
+    if word.endswith(("sses", "xes", "zes", "ches", "shes", "tuses")):
         return word[:-2]
     if word.endswith("s") and not word.endswith(("ss", "us", "is")):
         return word[:-1]
@@ -145,6 +155,11 @@ def _plural(word: str) -> str:
 def _table_singular(table: str) -> str:
     words = _tokens(table)
     return "".join([*words[:-1], _singular(words[-1])]) if words else table
+
+
+def _own_key_names(table: str) -> set[str]:
+    """Normalised names a table's own key would have: ``orders`` -> ``orderid``, ``orderno`` …"""
+    return {_norm(_table_singular(table)) + s for s in _ID_SUFFIXES}
 
 
 def _identifier(text: str) -> str:
@@ -171,6 +186,7 @@ class _Column:
     avg_len: float = 0.0
     space_share: float = 0.0
     negative: bool = False
+    binary: bool = False  # numbers that are all 0 or 1
     date_format: str | None = None  # strings that parse as dates: the format ("" = pandas infers)
     epoch: str | None = None  # "s" or "ms": integers that are Unix times
     values: list[str] = field(default_factory=list)  # the distinct strings, when at most 20
@@ -201,8 +217,8 @@ class _Table:
     file: Path
     sample: str  # DuckDB table holding the sampled rows
     full: str  # DuckDB view over the whole file
-    rows: int
-    truncated: bool
+    rows: int  # sampled
+    total: int  # in the file
     columns: dict[str, _Column]
     pk: str | None = None
     pk_why: str = ""
@@ -217,6 +233,10 @@ class _Table:
     basket: str | None = None
     session: str | None = None
     notes: list[str] = field(default_factory=list)  # comments for the table's YAML block
+
+    @property
+    def truncated(self) -> bool:
+        return self.rows < self.total
 
 
 @dataclass(eq=False)
@@ -266,11 +286,24 @@ def _date_format(values: pd.Series) -> str | None:
         warnings.simplefilter("ignore")
         for fmt in dict.fromkeys(tries):
             try:
-                parsed = pd.to_datetime(vals, format=fmt, errors="coerce")
+                parsed = pd.to_datetime(vals, format=fmt, errors="coerce", utc=True)
             except (ValueError, TypeError):
                 continue
             if parsed.notna().all():
                 return "" if fmt is None else fmt
+    return None
+
+
+def _epoch(name: str, values: pd.Series) -> str | None:
+    """The unit ("s" or "ms") when a time-named numeric column holds Unix times, else None."""
+    words = _tokens(name)
+    if not words or not (set(words) & _TIME_WORDS or words[-1] == "at") or _id_stem(name):
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    if 1e8 <= lo and hi <= 4.2e9:
+        return "s"
+    if 1e11 <= lo and hi <= 4.2e12:
+        return "ms"
     return None
 
 
@@ -284,22 +317,19 @@ def _profile_column(name: str, dtype: str, s: pd.Series) -> _Column:
     if col.kind == "int":
         col.id_shaped = True
         col.negative = bool((ok < 0).any())
-        words = set(_tokens(name))
-        if words & (_TIME_WORDS | {"at"}) and col.stem is None:
-            lo, hi = float(ok.min()), float(ok.max())
-            if 1e8 <= lo and hi <= 4.2e9:
-                col.epoch = "s"
-            elif 1e11 <= lo and hi <= 4.2e12:
-                col.epoch = "ms"
+        col.binary = bool(ok.isin([0, 1]).all())
+        col.epoch = _epoch(name, ok)
     elif col.kind == "float":
         num = ok.astype("float64")
         col.id_shaped = bool((num == num.round()).all())
         col.negative = bool((num < 0).any())
+        col.binary = bool(num.isin([0.0, 1.0]).all())
+        col.epoch = _epoch(name, num)
     elif col.kind == "string":
         text = ok.astype(str)
         col.avg_len = float(text.str.len().mean())
         col.space_share = float(text.str.contains(r"\s", regex=True).mean())
-        col.id_shaped = bool(text.str.len().max() <= 64 and col.space_share == 0)
+        col.id_shaped = bool(text.str.len().max() <= 64 and col.space_share <= 0.01)
         if col.stem is None:
             col.date_format = _date_format(text)
         if col.distinct <= 20:
@@ -327,15 +357,21 @@ class _Inferrer:
         for i, path in enumerate(files):
             fmt = "parquet" if path.name.lower().endswith(".parquet") else "csv"
             stem = re.sub(r"\.(csv\.gz|csv|parquet)$", "", path.name, flags=re.IGNORECASE)
-            name = _identifier(stem)
-            if name in self.tables:
-                name = f"{name}_{fmt}"
+            name = base = _identifier(stem)
+            n = 1
+            while name in self.tables:
+                n += 1
+                name = f"{base}_{fmt}" if n == 2 else f"{base}_{n}"
             full, sample = f"file_{i}", f"sample_{i}"
             reader = _duck_reader(fmt, [str(path)], {})
             try:
                 self.con.execute(f"CREATE VIEW {full} AS SELECT * FROM {reader}")
+                total = self.con.execute(f"SELECT count(*) FROM {full}").fetchone()[0]
+                step = max(1, -(-total // self.sample_rows))  # every step-th row, in file order
                 self.con.execute(
-                    f"CREATE TABLE {sample} AS SELECT * FROM {full} LIMIT {self.sample_rows}"
+                    f"CREATE TABLE {sample} AS SELECT * EXCLUDE ({_ROW}) FROM "
+                    f"(SELECT *, row_number() OVER () AS {_ROW} FROM {full}) "
+                    f"WHERE ({_ROW} - 1) % {step} = 0 ORDER BY {_ROW}"
                 )
                 described = self.con.execute(f"DESCRIBE {sample}").fetchall()
                 df = self.con.execute(f"SELECT * FROM {sample}").df()
@@ -344,29 +380,48 @@ class _Inferrer:
                 self.skipped.append(f"{path.name}: {reason}")
                 self.notes.append(f"skipped {path.name} because DuckDB cannot read it: {reason}")
                 continue
+            if total == 0:
+                self.skipped.append(f"{path.name}: no rows")
+                self.notes.append(f"skipped {path.name} because it has no rows")
+                continue
             columns = {c: _profile_column(c, str(t), df[c]) for c, t, *_ in described}
-            self.tables[name] = _Table(
-                name, path, sample, full, len(df), len(df) >= self.sample_rows, columns
-            )
+            self.tables[name] = _Table(name, path, sample, full, len(df), total, columns)
 
     def _scope(self, t: _Table) -> str:
-        return f"the first {t.rows:,} rows" if t.truncated else f"all {t.rows:,} rows"
+        if t.truncated:
+            return f"{t.rows:,} rows spread evenly over the file's {t.total:,}"
+        return f"all {t.rows:,} rows"
 
     # 1. primary keys
 
     def primary_keys(self) -> None:
-        singulars = {n: _table_singular(n) for n in self.tables}
-        for t in self.tables.values():
-            own = _norm(singulars[t.name])
-            others = {_norm(s) for n, s in singulars.items() if n != t.name}
-            unique = [
+        unique = {
+            t.name: [
                 c
                 for c in t.columns.values()
                 if c.strong_id and c.nonnull == t.rows and c.distinct == t.rows
             ]
-            preferred = [c for c in unique if _norm(c.name) in {own + s for s in _ID_SUFFIXES}]
-            generic = [c for c in unique if _norm(c.name) == "id"]
-            rest = [c for c in unique if _norm("".join(c.stem or [])) not in others]
+            for t in self.tables.values()
+        }
+        own_keys = {  # per table, the unique columns named after it: its own key elsewhere
+            n: {_norm(c.name) for c in cols if _norm(c.name) in _own_key_names(n)}
+            for n, cols in unique.items()
+        }
+        for t in self.tables.values():
+            owned_elsewhere = set().union(*(k for n, k in own_keys.items() if n != t.name))
+            preferred = [c for c in unique[t.name] if _norm(c.name) in own_keys[t.name]]
+            generic = [c for c in unique[t.name] if _norm(c.name) == "id"]
+            rest = [c for c in unique[t.name] if _norm(c.name) not in owned_elsewhere]
+            own = _own_key_names(t.name)
+            named = [
+                c for c in t.columns.values() if _norm(c.name) in own and c not in unique[t.name]
+            ]
+            for c in named:
+                dups = c.nonnull - c.distinct
+                t.notes.append(
+                    f"{c.name} is named after the table but is not its primary key: {dups:,} "
+                    f"repeated and {t.rows - c.nonnull:,} empty values in {self._scope(t)}"
+                )
             for c in dict.fromkeys([*preferred, *generic, *rest]):
                 if t.truncated and not self._unique_in_file(t, c):
                     t.notes.append(f"{c.name} is unique in the sample but not in the whole file")
@@ -404,7 +459,8 @@ class _Inferrer:
         p = o.columns[o.pk or ""]
         keys = o.full if o.truncated else o.sample
         sql = f"""
-            WITH v AS (SELECT {self._key_sql(c)} AS v FROM {t.sample} WHERE {_quote(c.name)} IS NOT NULL),
+            WITH v AS (SELECT {self._key_sql(c)} AS v FROM {t.sample}
+                       WHERE {_quote(c.name)} IS NOT NULL),
                  k AS (SELECT DISTINCT {self._key_sql(p)} AS k FROM {keys})
             SELECT count(*), count(k.k), count(DISTINCT v.v),
                    list(DISTINCT v.v) FILTER (WHERE k.k IS NULL)[1:3]
@@ -414,7 +470,7 @@ class _Inferrer:
         return (hits / n if n else 0.0), n, distinct, list(misses or [])
 
     def foreign_keys(self) -> dict[tuple[str, str], tuple[str, float]]:
-        """Find foreign keys; returns the near misses (too few matches) as (table, col) -> target."""
+        """Find foreign keys; return the near misses (too few matches): (table, col) -> target."""
         weak: dict[tuple[str, str], tuple[str, float]] = {}
         keyed = [o for o in self.tables.values() if o.pk]
         for t in self.tables.values():
@@ -429,7 +485,7 @@ class _Inferrer:
                         continue
                     pk_norm = _norm(o.pk or "")
                     by_pk = _norm(c.name) == pk_norm and pk_norm not in _ID_SUFFIXES
-                    by_table = _norm(c.name) in {_norm(_table_singular(o.name)) + s for s in _ID_SUFFIXES}
+                    by_table = _norm(c.name) in _own_key_names(o.name)
                     if not (by_pk or by_table):
                         continue
                     rate, n, distinct, misses = self._match(t, c, o)
@@ -443,19 +499,20 @@ class _Inferrer:
                     continue
                 rate, _, o, n, distinct, misses, how = max(found, key=lambda f: (f[0], f[1]))
                 stats = (
-                    f"{rate:.0%} of {n:,} sampled rows ({distinct:,} distinct values) match "
+                    f"{_pct(rate)} of {n:,} sampled rows ({distinct:,} distinct values) match "
                     f"{o.name}.{o.pk}"
                 )
                 if misses and rate < 1:
                     stats += f"; unmatched e.g. {misses}"
                 if rate >= FK_MIN_MATCH:
                     t.fks[c.name] = o.name
-                    t.fk_why[c.name] = f"{rate:.0%} of sampled rows match {o.name}.{o.pk}"
+                    t.fk_why[c.name] = f"{_pct(rate)} of sampled rows match {o.name}.{o.pk}"
                     self.notes.append(
                         f"{t.name}.{c.name}: foreign key to {o.name} because {how} and {stats}"
                     )
                 else:
-                    weak[(t.name, c.name)] = (o.name, rate)
+                    if rate >= FK_PARTIAL_MATCH:
+                        weak[(t.name, c.name)] = (o.name, rate)
                     self.notes.append(
                         f"{t.name}.{c.name}: not a foreign key to {o.name}: {how} but only {stats} "
                         f"(at least {FK_MIN_MATCH:.0%} needed)"
@@ -467,7 +524,9 @@ class _Inferrer:
     @staticmethod
     def _time_candidate(t: _Table) -> _Column | None:
         times = [c for c in t.columns.values() if c.is_time and c.name not in (t.pk, *t.fks)]
-        named = [c for c in times if set(_tokens(c.name)) & _TIME_WORDS or _tokens(c.name)[-1] == "at"]
+        named = [
+            c for c in times if set(_tokens(c.name)) & _TIME_WORDS or _tokens(c.name)[-1:] == ["at"]
+        ]
         return (named or times or [None])[0]
 
     def derived_tables(self, weak: dict[tuple[str, str], tuple[str, float]]) -> None:
@@ -475,6 +534,13 @@ class _Inferrer:
         for t in self.tables.values():
             for c in t.columns.values():
                 if c.name == t.pk or c.name in t.fks or not c.strong_id or not c.stem:
+                    continue
+                if c.stem[-1] in _BASKET_WORDS | _SESSION_WORDS:
+                    if self._time_candidate(t) and _repeats(c):
+                        if c.stem[-1] in _BASKET_WORDS:
+                            t.basket = t.basket or c.name
+                        else:
+                            t.session = t.session or c.name
                     continue
                 loose.setdefault(_norm(c.name), []).append((t, c))
         taken = set(self.tables)
@@ -487,25 +553,20 @@ class _Inferrer:
             if attributes and self.tables[attributes].pk != c0.name:
                 attributes = None
             if len(used_by) >= 2:
-                why = f"{c0.name} is used by {', '.join(used_by)} and no file has it as a unique key"
+                why = (
+                    f"{c0.name} is used by {', '.join(used_by)} and no file has it as a unique key"
+                )
             elif partial:
                 why = (
-                    f"only {partial[0][1]:.0%} of {t0.name}.{c0.name} values are in "
+                    f"only {_pct(partial[0][1])} of {t0.name}.{c0.name} values are in "
                     f"{partial[0][0]}, so that table cannot be the list of all of them"
                 )
             else:
-                timed = self._time_candidate(t0) is not None and (not t0.pk or t0.fks)
-                repeats = c0.distinct < c0.nonnull and c0.distinct >= 2
-                if not (timed and repeats):
-                    continue
-                if stem[-1] in _BASKET_WORDS:
-                    t0.basket = c0.name
-                    continue
-                if stem[-1] in _SESSION_WORDS:
-                    t0.session = c0.name
+                if not (self._time_candidate(t0) and self._references(t0, loose) and _repeats(c0)):
                     continue
                 why = (
-                    f"{t0.name} rows name {c0.name} values ({c0.distinct:,} distinct in the sample) "
+                    f"{t0.name} rows name {c0.name} values ({c0.distinct:,} distinct in the "
+                    "sample) "
                     f"and no file lists them"
                 )
             name = "_".join([*stem[:-1], _plural(stem[-1])])
@@ -517,9 +578,21 @@ class _Inferrer:
             for t, c in users:
                 t.fks[c.name] = name
                 t.fk_why[c.name] = f"derived table {name}"
-            self.derived[name] = _Derived(name, c0.name, [(t.name, c.name) for t, c in users], attributes, why)
+            self.derived[name] = _Derived(
+                name, c0.name, [(t.name, c.name) for t, c in users], attributes, why
+            )
             extra = f"; attributes join in from {attributes}" if attributes else ""
-            self.notes.append(f"{name}: derived table (keys = the {c0.name} values in use) because {why}{extra}")
+            self.notes.append(
+                f"{name}: derived table (keys = the {c0.name} values in use) because {why}{extra}"
+            )
+
+    @staticmethod
+    def _references(t: _Table, loose: dict[str, list[tuple[_Table, _Column]]]) -> bool:
+        """Whether ``t``'s rows point at things: no primary key, or two or more references."""
+        if not t.pk:
+            return True
+        repeated = [c for users in loose.values() for u, c in users if u is t and _repeats(c)]
+        return len(t.fks) + len(repeated) >= 2
 
     def time_columns(self) -> None:
         for t in self.tables.values():
@@ -529,7 +602,8 @@ class _Inferrer:
             entity_list = t.pk is not None and not t.fks
             if entity_list and not set(_tokens(c.name)) & _CREATION_WORDS:
                 t.notes.append(
-                    f"{c.name} is not used as time_column: {t.name} looks like a list of entities and "
+                    f"{c.name} is not used as time_column: {t.name} looks like a list of "
+                    "entities and "
                     f"the name does not say when a row came into being (add time_column if it does)"
                 )
                 self.notes.append(
@@ -540,8 +614,10 @@ class _Inferrer:
                 continue
             t.time_column = c.name
             others = [x.name for x in t.columns.values() if x.is_time and x is not c]
-            why = "its name says time/date" if set(_tokens(c.name)) & (_TIME_WORDS | {"at"}) else (
-                "it is the first timestamp column"
+            why = (
+                "its name says time/date"
+                if set(_tokens(c.name)) & (_TIME_WORDS | {"at"})
+                else ("it is the first timestamp column")
             )
             if entity_list:
                 why = "its name says when each row came into being"
@@ -550,17 +626,22 @@ class _Inferrer:
             if c.kind == "time":
                 source = f"{c.dtype} values"
             elif c.epoch == "s":
-                source = "integers that are Unix times in seconds"
+                source = "numbers that are Unix times in seconds"
             elif c.epoch == "ms":
-                source = "integers that are Unix times in milliseconds (converted by the query)"
+                source = "numbers that are Unix times in milliseconds (converted by the query)"
                 q = _quote(c.name)
-                t.query = f"SELECT * REPLACE (epoch_ms({q}) AS {q}) FROM source"
+                ms = q if c.kind == "int" else f"CAST({q} AS BIGINT)"
+                t.query = f"SELECT * REPLACE (epoch_ms({ms}) AS {q}) FROM source"
             else:
                 source = "strings that parse as dates"
                 if c.date_format:
                     t.time_format = c.date_format
                     source += f" with the format {c.date_format!r}"
-                    if "%d" in c.date_format and "%m" in c.date_format and "%Y-%m-%d" not in c.date_format:
+                    if (
+                        "%d" in c.date_format
+                        and "%m" in c.date_format
+                        and "%Y-%m-%d" not in c.date_format
+                    ):
                         source += " (check the day/month order)"
             t.time_why = f"{source}; {why}"
             self.notes.append(f"{t.name}: time column {c.name!r} because it holds {t.time_why}")
@@ -602,7 +683,7 @@ class _Inferrer:
             return "id", f"id-like name and values ({card})"
         if c.kind == "int":
             if c.epoch:
-                return "numerical", "integers that look like Unix times (not the time column)"
+                return "numerical", "Unix times, but not the time column"
             if words & _MEASURE_WORDS:
                 return "numerical", f"integers with a measure-like name ({card})"
             if c.distinct <= 20 and c.distinct <= 0.5 * c.nonnull:
@@ -646,7 +727,8 @@ class _Inferrer:
                 (
                     c
                     for c in t.columns.values()
-                    if c.kind in ("int", "float") and set(_tokens(c.name)) & _QUANTITY_WORDS
+                    if c.kind in ("int", "float")
+                    and set(_tokens(c.name)) & _QUANTITY_WORDS
                     and c.name not in t.fks
                 ),
                 None,
@@ -659,11 +741,11 @@ class _Inferrer:
                 if c.negative:
                     t.notes.append(
                         f"{c.name} has negative values: if those rows are returns, add "
-                        f"kind_when: {{return: '{c.name} < 0'}} to the event block"
+                        f"kind_when: {{return: '{_sql_name(c.name)} < 0'}} to the event block"
                     )
                     self.notes.append(
                         f"{t.name}.{c.name}: has negative values, perhaps returns "
-                        f"(event.kind_when: {{return: '{c.name} < 0'}})"
+                        f"(event.kind_when: {{return: '{_sql_name(c.name)} < 0'}})"
                     )
             basket = t.basket or next(
                 (
@@ -673,6 +755,18 @@ class _Inferrer:
                 ),
                 None,
             )
+            flag = next(
+                (
+                    c
+                    for c in t.columns.values()
+                    if set(_tokens(c.name)) & _RETURN_WORDS and (c.kind == "bool" or c.binary)
+                ),
+                None,
+            )
+            if flag is not None and "kind_column" not in event:
+                cond = _sql_name(flag.name) + ("" if flag.kind == "bool" else " = 1")
+                event["kind_when"] = {"return": cond}
+                why.append(f"rows with {cond} are returns")
             if basket:
                 event["basket_column"] = basket
                 why.append(f"{basket} groups rows into baskets")
@@ -707,15 +801,18 @@ class _Inferrer:
     # output
 
     def render(self, name: str) -> str:
-        lines = [
-            f"# Schema drafted by hoprec from {self.folder}: every entry below is a guess to check.",
-            "# The comment above each block says what it was guessed from; `hoprec` reads only the",
-            "# columns named here, so delete what you do not need.  Column types: id, categorical,",
-            "# numerical, text, timestamp, list.  Paths are relative to this file's folder.",
-            f"# Sampled: the first {self.sample_rows:,} rows of each file.",
-        ]
+        lines = ["# Schema drafted by hoprec from the data files in", f"#   {self.folder}"]
+        lines += _comment_lines(
+            "Every entry below is a guess to check: the comment above each block says what it was "
+            f"guessed from (at most {self.sample_rows:,} rows of each file, spread evenly over "
+            "it).  hoprec reads only "
+            "the columns named here, so delete what you do not need.  Column types: id, "
+            "categorical, numerical, text, timestamp, list.  Paths are relative to this file's "
+            "folder.",
+            "",
+        )
         if self.skipped:
-            lines.append("# Skipped (unreadable): " + "; ".join(self.skipped))
+            lines += _comment_lines("Skipped (unreadable): " + "; ".join(self.skipped), "")
         lines += [f"name: {_scalar(name)}", "", "tables:"]
         order = sorted(
             self.tables.values(),
@@ -729,16 +826,24 @@ class _Inferrer:
 
     def _render_table(self, t: _Table) -> list[str]:
         rel = _relative(t.file, self.relative_to)
-        what = "an event table" if t.event else (
-            "a list of entities" if t.pk and not t.fks else "a table"
+        what = (
+            "an event table"
+            if t.event
+            else ("a list of entities" if t.pk and not t.fks else "a table")
         )
         out = [""]
-        out += _comment_lines(f"{t.file.name}: {what}; {self._scope(t)} read for these guesses.", "  ")
+        out += _comment_lines(
+            f"{t.file.name}: {what}; {self._scope(t)} read for these guesses.", "  "
+        )
         for note in t.notes:
             out += _comment_lines(note, "  ")
         out.append(f"  {_scalar(t.name)}:")
         if t.query:
-            out += ["    source:", f"      path: {_scalar(rel)}", f"      query: {_scalar(t.query)}"]
+            out += [
+                "    source:",
+                f"      path: {_scalar(rel)}",
+                f"      query: {_scalar(t.query)}",
+            ]
         else:
             out.append(f"    source: {{path: {_scalar(rel)}}}")
         if t.pk:
@@ -748,11 +853,13 @@ class _Inferrer:
         if t.time_column:
             out.append(_commented(f"    time_column: {_scalar(t.time_column)}", t.time_why))
             if t.time_format:
-                out.append(_commented(f"    time_format: {_scalar(t.time_format)}", "strftime codes"))
+                out.append(
+                    _commented(f"    time_format: {_scalar(t.time_format)}", "strftime codes")
+                )
         if t.fks:
             out.append("    # matched by name, then by values against the target's primary key")
             out.append("    foreign_keys:")
-            for col, target in t.fks.items():
+            for col, target in sorted(t.fks.items(), key=lambda kv: list(t.columns).index(kv[0])):
                 out.append(_commented(f"      {_scalar(col)}: {_scalar(target)}", t.fk_why[col]))
         typed = [c for c in t.columns.values() if c.ctype]
         if typed:
@@ -769,7 +876,10 @@ class _Inferrer:
                 "    ",
             )
             out.append("    event:")
-            for key, value in t.event.items():
+            order = ["kind", "kind_column", "kind_values", "kind_when", "quantity_column"]
+            keys = sorted(t.event, key=lambda k: order.index(k) if k in order else len(order))
+            for key in keys:
+                value = t.event[key]
                 if isinstance(value, dict):
                     out.append(f"      {key}:")
                     out += [f"        {_scalar(k)}: {_scalar(v)}" for k, v in value.items()]
@@ -798,6 +908,19 @@ class _Inferrer:
                 )
             )
         return out
+
+
+def _pct(rate: float) -> str:
+    """A share as a percentage rounded down, so that 100% means all."""
+    return f"{math.floor(rate * 1000) / 10:g}%"
+
+
+def _sql_name(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else _quote(name)
+
+
+def _repeats(c: _Column) -> bool:
+    return 2 <= c.distinct < c.nonnull
 
 
 def _kind_from_name(table: str) -> str | None:
@@ -861,8 +984,9 @@ def infer_schema(
         folder: the folder holding ``*.csv``, ``*.csv.gz`` and ``*.parquet`` files (not searched
             recursively); each file becomes a table named after it.
         name: the schema's name (default: the folder's name).
-        sample_rows: how many rows of each file the guesses look at (the first ones); uniqueness
-            of a primary key and foreign-key matches against it use the whole key file.
+        sample_rows: how many rows of each file the guesses look at: all of a shorter file, else
+            every n-th row (in file order, so the sample spans the whole file).  Uniqueness of a
+            primary key, and foreign-key matches against it, are checked on the whole key file.
         relative_to: the folder the schema file will be saved in; ``path:`` entries are written
             relative to it (default: ``folder``).
 
@@ -871,7 +995,8 @@ def infer_schema(
         saying what was guessed and why (match rates for foreign keys included).
 
     Raises:
-        SchemaError: the folder does not exist or holds no readable data file.
+        SchemaError: the folder does not exist or holds no data file that can be used (each
+            unreadable or empty file is skipped, with a note, when others can be).
     """
     root = Path(folder).expanduser()
     if not root.is_dir():
@@ -890,7 +1015,7 @@ def infer_schema(
         inf.read(files)
         if not inf.tables:
             raise SchemaError(
-                f"cannot draft a schema: no data file in {root} could be read: "
+                f"cannot draft a schema: no data file in {root} could be used: "
                 + "; ".join(inf.skipped)
             )
         inf.primary_keys()
@@ -899,9 +1024,16 @@ def infer_schema(
         inf.time_columns()
         inf.column_types()
         inf.events()
-        for t in inf.tables.values():
+        for t in list(inf.tables.values()):
             if not (t.pk or t.fks or t.time_column or any(c.ctype for c in t.columns.values())):
-                raise SchemaError(f"{t.file}: no column hoprec can use")
+                del inf.tables[t.name]
+                inf.skipped.append(f"{t.file.name}: no column hoprec can use")
+                inf.notes.append(f"skipped {t.file.name} because no column has a usable type")
+        if not inf.tables:
+            raise SchemaError(
+                f"cannot draft a schema: no data file in {root} could be used: "
+                + "; ".join(inf.skipped)
+            )
         schema_name = name or _identifier(root.resolve().name)
         text = inf.render(schema_name)
     finally:

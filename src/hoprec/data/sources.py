@@ -112,11 +112,13 @@ def read_duckdb_source(schema: Schema, name: str, spec: TableSpec, columns: list
         con.close()
 
 
-def read_sql_source(name: str, spec: TableSpec, columns: list[str]) -> pd.DataFrame:
+def read_sql_source(schema: Schema, name: str, spec: TableSpec, columns: list[str]) -> pd.DataFrame:
     import sqlalchemy as sa
 
     src = spec.source
     url = src.url or ""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        url = "sqlite:///" + schema.resolve_path(url[len("sqlite:///"):])  # relative to the schema
     shown = sa.engine.make_url(url).render_as_string(hide_password=True) if url else url
     try:
         engine = sa.create_engine(url)
@@ -161,5 +163,5 @@ def read_source(schema: Schema, name: str) -> pd.DataFrame:
     if kind == "duckdb":
         return read_duckdb_source(schema, name, spec, columns)
     if kind == "sql":
-        return read_sql_source(name, spec, columns)
+        return read_sql_source(schema, name, spec, columns)
     raise SchemaError(f"table {name!r}: a derived table has no source to read")
