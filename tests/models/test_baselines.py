@@ -104,7 +104,7 @@ def test_itemknn_neighbours_bound_similarity(checker):
     "make",
     [
         lambda seed: ALS(factors=8, regularization=1.0, random_state=seed),
-        lambda seed: BPR(factors=8, random_state=seed),
+        lambda seed: BPR(factors=8, learning_rate=0.05, iterations=100, random_state=seed),
     ],
     ids=["als", "bpr"],
 )

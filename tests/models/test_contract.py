@@ -7,7 +7,9 @@ import pytest
 import scipy.sparse as sp
 
 from hoprec.models.base import Recommender, top_k
-from hoprec.models.registry import available_models, create_model, get_model_class
+from hoprec.models.registry import BASELINES, available_models, create_model, get_model_class
+
+from .conftest import make_dataset
 
 NAMES = available_models()
 
@@ -159,3 +161,11 @@ def test_similar_items(fitted, checker):
     assert (np.diff(scores, axis=1) <= 0).all()
     with pytest.raises(ValueError):
         fitted.similar_items(np.array([n_items]), 3)
+
+
+@pytest.mark.parametrize("name", BASELINES)  # a learned model may refuse data with no labels
+def test_fit_without_positive_events(name):
+    dataset = make_dataset([(0, 1, 3.0)], 3, 4, weights=[-1.0])  # one return, nothing bought
+    rec = create_model(name).fit(dataset).recommend(np.arange(4), 2)
+    assert (rec.items >= 0).all()
+    assert (rec.source == ("model" if name == "popular" else "popular")).all()

@@ -56,21 +56,24 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise top k of a dense score matrix; ties go to the lower column; ``-inf`` never picked."""
     n, m = scores.shape
     k_eff = min(k, m)
-    if k_eff < m:
-        part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-        # include every column tied with the k-th score so the tie-break is by column id
-        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
-        cand_mask = scores >= kth
-    else:
-        cand_mask = np.ones_like(scores, dtype=bool)
     items = np.full((n, k), -1, dtype=np.int64)
     out = np.full((n, k), -np.inf, dtype=np.float32)
+    if n == 0 or k_eff == 0:
+        return items, out
+    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff] if k_eff < m else np.tile(np.arange(m), (n, 1))
+    kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
     for i in range(n):
-        cols = np.flatnonzero(cand_mask[i] & np.isfinite(scores[i]))
-        order = np.lexsort((cols, -scores[i, cols]))[:k_eff]
+        row = scores[i]
+        above = np.flatnonzero(row > kth[i])  # strictly better than the k-th: all taken
+        if np.isfinite(kth[i]):
+            tied = np.flatnonzero(row == kth[i])[: k_eff - len(above)]  # lowest ids among ties
+            cols = np.concatenate([above, tied])
+        else:
+            cols = above
+        order = np.lexsort((cols, -row[cols]))
         sel = cols[order]
         items[i, : len(sel)] = sel
-        out[i, : len(sel)] = scores[i, sel]
+        out[i, : len(sel)] = row[sel]
     return items, out
 
 
@@ -148,15 +151,28 @@ class Recommender(ABC):
         item ids. Users beyond the fitted range or without history get the popularity fallback.
         """
         self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
+        users = np.asarray(users)
+        if users.size and not np.issubdtype(users.dtype, np.integer):
+            raise ValueError(f"users must be integer internal ids, got dtype {users.dtype}")
+        users = users.astype(np.int64)
         if users.ndim != 1 or (users < 0).any():
             raise ValueError("users must be a 1-D array of non-negative internal ids")
         if not 1 <= k <= self.n_items:
             raise ValueError(f"k must be between 1 and the number of items ({self.n_items}), got {k}")
         allowed = None
         if items is not None:
+            items = np.asarray(items)
+            if items.size and (not np.issubdtype(items.dtype, np.integer)
+                               or items.min() < 0 or items.max() >= self.n_items):
+                raise ValueError(f"items must be internal item ids in [0, {self.n_items})")
             allowed = np.zeros(self.n_items, dtype=bool)
-            allowed[np.asarray(items, dtype=np.int64)] = True
+            allowed[items.astype(np.int64)] = True
+        if exclude is not None:
+            exclude = sp.csr_matrix(exclude)
+            if exclude.shape[1] != self.n_items:
+                raise ValueError(
+                    f"exclude must have one column per item ({self.n_items}), has {exclude.shape[1]}"
+                )
         can = self._can_score(users.copy())
         out_items = np.full((len(users), k), -1, dtype=np.int64)
         out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
@@ -184,6 +200,10 @@ class Recommender(ABC):
     def similar_items(self, items: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` other items for each internal item id, by the model's item-to-item scores."""
         self._check_fitted()
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        if self.n_items < 2:
+            raise ValueError("similar_items needs at least two items")
         items = np.asarray(items, dtype=np.int64)
         if items.ndim != 1 or (items < 0).any() or (items >= self.n_items).any():
             raise ValueError(f"items must be internal ids in [0, {self.n_items})")

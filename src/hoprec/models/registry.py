@@ -13,6 +13,7 @@ _MODELS: dict[str, str] = {
     "itemknn": "hoprec.models.itemknn:ItemKNN",
     "als": "hoprec.models.mf:ALS",
     "bpr": "hoprec.models.mf:BPR",
+    "hybrid": "hoprec.models.hybrid:Hybrid",
 }
 
 #: the baselines every learned model must beat, in leaderboard order

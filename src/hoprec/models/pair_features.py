@@ -1,0 +1,246 @@
+"""Candidates and pair signals for the entity-aware hybrid model.
+
+Everything here is computed from the events strictly before a reference time ``t`` (the cutoff of
+a training example or of the prediction) and looks only at that entity's own subgraph: the items it
+chose, how often and how recently, and the items one hop away from them through co-purchase and
+bought-after edges.  This is the "entity-aware" half of ID-GNN / ContextGNN-style models; the
+learned embedding score is another column.
+
+Candidates per entity: its own past items, the top items reached from them through the
+co-purchase and bought-after item graphs, recently popular items and recently introduced items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from hoprec.data.dataset import Interactions
+
+HALF_LIVES = (7.0, 30.0, 90.0, 365.0)
+FEATURES: tuple[str, ...] = (
+    *(f"rep_h{int(h)}" for h in HALF_LIVES),
+    "count", "count_share", "days_since_last", "days_since_first", "interval_mean",
+    "overdue", "item_pop7", "item_pop30", "item_pop_all", "item_trend", "item_repeat_rate",
+    "item_age", "user_baskets", "user_days_since_last", "user_repeat_share", "cooc", "after",
+    "cat_share", "is_own",
+)
+
+
+def _lookup(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``m[rows[k], cols[k]]`` for every k, vectorised (0 where absent)."""
+    m = m.tocsr()
+    m.sort_indices()
+    ncols = m.shape[1]
+    keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * ncols + m.indices
+    q = rows.astype(np.int64) * ncols + cols
+    pos = np.searchsorted(keys, q)
+    pos = np.minimum(pos, max(len(keys) - 1, 0))
+    hit = (keys[pos] == q) if len(keys) else np.zeros(len(q), dtype=bool)
+    out = np.zeros(len(q), dtype=np.float64)
+    out[hit] = m.data[pos[hit]]
+    return out
+
+
+def _top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Keep the ``k`` largest entries of every row."""
+    m = m.tocsr()
+    counts = np.diff(m.indptr)
+    rows = np.repeat(np.arange(m.shape[0]), counts)
+    order = np.lexsort((-m.data, rows))
+    rank = np.arange(len(order)) - np.repeat(m.indptr[:-1], counts)
+    keep = order[rank < k]
+    return sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
+
+
+@dataclass
+class History:
+    """Per-pair, per-item and per-user aggregates of positive events before ``t``."""
+
+    t: np.datetime64
+    n_users: int
+    n_items: int
+    rep: list[sp.csr_matrix]  # decayed counts per half-life
+    count: sp.csr_matrix
+    last: sp.csr_matrix  # days since last event on the pair (+1 so 0 means absent)
+    first: sp.csr_matrix
+    item_pop7: np.ndarray
+    item_pop30: np.ndarray
+    item_pop_all: np.ndarray
+    item_repeat_rate: np.ndarray
+    item_age: np.ndarray
+    user_baskets: np.ndarray
+    user_last: np.ndarray
+    user_repeat_share: np.ndarray
+    cooc: sp.csr_matrix  # item x item, top neighbours
+    after: sp.csr_matrix  # item x item, directed
+    recent_user_items: sp.csr_matrix  # decayed (h=30) user x item, to walk the item graphs
+
+
+def build_history(
+    inter: Interactions, t: np.datetime64, n_users: int, n_items: int, neighbours: int = 50,
+    after_days: float = 14.0,
+) -> History:
+    ev = inter.select(inter.positive() & (inter.time < t))
+    age = np.maximum((t - ev.time) / np.timedelta64(1, "D"), 0.0).astype(np.float64)
+    shape = (n_users, n_items)
+
+    def pair(vals: np.ndarray, reduce: str = "sum") -> sp.csr_matrix:
+        if reduce == "sum":
+            m = sp.csr_matrix((vals, (ev.user, ev.item)), shape=shape)
+            m.sum_duplicates()
+            return m
+        df = pd.DataFrame({"u": ev.user, "i": ev.item, "v": vals}).groupby(["u", "i"])["v"].agg(reduce)
+        idx = df.index.to_frame().to_numpy()
+        return sp.csr_matrix((df.to_numpy(), (idx[:, 0], idx[:, 1])), shape=shape)
+
+    rep = [pair(np.exp2(-age / h)) for h in HALF_LIVES]
+    count = pair(np.ones(len(ev)))
+    last = pair(age + 1.0, "min")
+    first = pair(age + 1.0, "max")
+
+    def item_distinct(mask: np.ndarray) -> np.ndarray:
+        m = sp.csr_matrix((np.ones(mask.sum()), (ev.user[mask], ev.item[mask])), shape=shape)
+        m.sum_duplicates()
+        return np.asarray((m > 0).sum(axis=0)).ravel().astype(np.float64)
+
+    pop_all = item_distinct(np.ones(len(ev), dtype=bool))
+    repeaters = np.asarray((count >= 2).sum(axis=0)).ravel()
+    item_first = np.full(n_items, np.inf)
+    np.minimum.at(item_first, ev.item, -age)
+    # baskets: distinct basket codes (or distinct days where the data has no baskets)
+    bkey = np.where(ev.basket >= 0, ev.basket, (ev.time.astype("datetime64[D]").astype(np.int64) << 20) + ev.user)
+    ub = pd.DataFrame({"u": ev.user, "b": bkey}).drop_duplicates()
+    user_baskets = np.bincount(ub.u, minlength=n_users).astype(np.float64)
+    user_last = np.full(n_users, np.nan)
+    if len(ev):
+        ul = pd.Series(age).groupby(ev.user).min()
+        user_last[ul.index.to_numpy()] = ul.to_numpy()
+    n_events = np.bincount(ev.user, minlength=n_users)
+    n_pairs = np.diff(count.indptr)
+    user_repeat = np.where(n_events > 0, 1.0 - n_pairs / np.maximum(n_events, 1), np.nan)
+    # co-purchase: basket x item incidence, cosine-normalised item x item, top neighbours
+    codes, bidx = np.unique(bkey, return_inverse=True)
+    bi = sp.csr_matrix((np.ones(len(ev)), (bidx, ev.item)), shape=(len(codes), n_items))
+    bi.data[:] = 1.0
+    bi.sum_duplicates()
+    bi.data[:] = 1.0
+    cooc = _item_cooc(bi, neighbours)
+    after = _bought_after(ev, bidx, after_days, n_items, neighbours)
+    return History(
+        t=t, n_users=n_users, n_items=n_items, rep=rep, count=count, last=last, first=first,
+        item_pop7=item_distinct(age < 7), item_pop30=item_distinct(age < 30), item_pop_all=pop_all,
+        item_repeat_rate=np.where(pop_all > 0, repeaters / np.maximum(pop_all, 1), 0.0),
+        item_age=np.where(np.isfinite(item_first), -item_first, -1.0),
+        user_baskets=user_baskets, user_last=user_last, user_repeat_share=user_repeat,
+        cooc=cooc, after=after, recent_user_items=rep[1],
+    )
+
+
+def _item_cooc(bi: sp.csr_matrix, k: int, chunk: int = 4096) -> sp.csr_matrix:
+    """Cosine co-occurrence of items over baskets, top ``k`` neighbours per item."""
+    n_items = bi.shape[1]
+    norms = np.sqrt(np.asarray(bi.sum(axis=0)).ravel())
+    norms[norms == 0] = 1.0
+    ib = bi.T.tocsr()
+    blocks = []
+    for s in range(0, n_items, chunk):
+        block = (ib[s : s + chunk] @ bi).tocsr().astype(np.float64)
+        coo = block.tocoo()
+        keep = coo.row + s != coo.col
+        vals = coo.data[keep] / (norms[coo.row[keep] + s] * norms[coo.col[keep]])
+        sub = sp.csr_matrix((vals, (coo.row[keep], coo.col[keep])), shape=block.shape)
+        blocks.append(_top_per_row(sub, k))
+    return sp.vstack(blocks).tocsr() if blocks else sp.csr_matrix((n_items, n_items))
+
+
+def _bought_after(ev: Interactions, bidx: np.ndarray, days: float, n_items: int, k: int) -> sp.csr_matrix:
+    """Directed item -> item counts: a customer's basket with A, then a later basket with B
+    (the customer's next basket, within ``days``)."""
+    df = pd.DataFrame({"u": ev.user, "b": bidx, "t": ev.time})
+    baskets = df.groupby("b").agg(u=("u", "first"), t=("t", "min")).sort_values(["u", "t"])
+    nxt = baskets.groupby("u")["t"].shift(-1)
+    nb = pd.Series(baskets.index, index=baskets.index).groupby(baskets["u"]).shift(-1)
+    ok = nb.notna() & ((nxt - baskets["t"]) <= pd.Timedelta(days=days))
+    pairs_b = pd.DataFrame({"b": baskets.index[ok], "nb": nb[ok].astype(np.int64).to_numpy()})
+    n_b = int(bidx.max()) + 1 if len(bidx) else 0
+    bi = sp.csr_matrix((np.ones(len(ev)), (bidx, ev.item)), shape=(n_b, n_items))
+    bi.data[:] = 1.0
+    step = sp.csr_matrix((np.ones(len(pairs_b)), (pairs_b.b, pairs_b.nb)), shape=(n_b, n_b))
+    trans = (bi.T @ step @ bi).tocsr()
+    trans.setdiag(0.0)
+    trans.eliminate_zeros()
+    row_sum = np.asarray(trans.sum(axis=1)).ravel()
+    trans = sp.diags(1.0 / np.maximum(row_sum, 1.0)) @ trans
+    return _top_per_row(trans.tocsr(), k)
+
+
+def candidates(h: History, users: np.ndarray, n_own: int, n_graph: int, n_pop: int, n_new: int):
+    """(user, item) candidate pairs for ``users``: own items, graph neighbours, popular, new."""
+    sub_rep = h.rep[2][users]
+    own = _top_per_row(sub_rep, n_own).tocoo()
+    walk = h.recent_user_items[users]
+    graph = (walk @ h.cooc + walk @ h.after).tocsr()
+    graph = _top_per_row(graph, n_graph).tocoo()
+    pop = np.argsort(-(h.item_pop30 + 1e-3 * h.item_pop_all), kind="stable")[:n_pop]
+    recent = np.flatnonzero((h.item_age >= 0) & (h.item_age < 30))
+    new = recent[np.argsort(-h.item_pop_all[recent], kind="stable")][:n_new]
+    extra = np.concatenate([pop, new])
+    r = np.concatenate([own.row, graph.row, np.repeat(np.arange(len(users)), len(extra))])
+    c = np.concatenate([own.col, graph.col, np.tile(extra, len(users))])
+    keys = np.unique(r.astype(np.int64) * h.n_items + c)
+    return users[keys // h.n_items], keys % h.n_items
+
+
+def pair_features(h: History, u: np.ndarray, i: np.ndarray, item_groups: np.ndarray | None) -> np.ndarray:
+    """Feature matrix (len(u), len(FEATURES)) for candidate pairs; NaN where undefined."""
+    cols = [_lookup(m, u, i) for m in h.rep]
+    count = _lookup(h.count, u, i)
+    last = _lookup(h.last, u, i) - 1.0
+    first = _lookup(h.first, u, i) - 1.0
+    last[count == 0] = np.nan
+    first[count == 0] = np.nan
+    interval = np.where(count >= 2, (first - last) / np.maximum(count - 1, 1), np.nan)
+    walk = h.recent_user_items
+    cooc = _walk_score(walk, h.cooc, u, i)
+    after = _walk_score(walk, h.after, u, i)
+    cat = _category_share(h, u, i, item_groups)
+    feats = [
+        *cols, count, count / np.maximum(h.user_baskets[u], 1), last, first, interval,
+        np.divide(last, interval, out=np.full(len(u), np.nan), where=interval > 0), h.item_pop7[i], h.item_pop30[i], h.item_pop_all[i],
+        (h.item_pop7[i] * 30 / 7 + 1) / (h.item_pop30[i] + 1), h.item_repeat_rate[i], h.item_age[i],
+        h.user_baskets[u], h.user_last[u], h.user_repeat_share[u], cooc, after, cat,
+        (count > 0).astype(np.float64),
+    ]
+    return np.column_stack(feats).astype(np.float32)
+
+
+def _walk_score(walk: sp.csr_matrix, graph: sp.csr_matrix, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """sum_j walk[u, j] * graph[j, i] for each pair, computed per distinct user block."""
+    out = np.zeros(len(u))
+    order = np.argsort(u, kind="stable")
+    uu = u[order]
+    starts = np.flatnonzero(np.r_[True, uu[1:] != uu[:-1]])
+    uniq = uu[starts]
+    for s in range(0, len(uniq), 512):
+        block_users = uniq[s : s + 512]
+        scores = (walk[block_users] @ graph).tocsr()
+        lo = starts[s]
+        hi = starts[s + 512] if s + 512 < len(starts) else len(uu)
+        local = np.searchsorted(block_users, uu[lo:hi])
+        out[order[lo:hi]] = _lookup(scores, local, i[order[lo:hi]])
+    return out
+
+
+def _category_share(h: History, u: np.ndarray, i: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """Share of the user's purchases in the candidate item's group (e.g. department)."""
+    if groups is None:
+        return np.full(len(u), np.nan)
+    g = np.where(groups < 0, groups.max() + 1, groups)
+    n_g = int(g.max()) + 1
+    ug = (h.count @ sp.csr_matrix((np.ones(h.n_items), (np.arange(h.n_items), g)), shape=(h.n_items, n_g))).tocsr()
+    tot = np.asarray(h.count.sum(axis=1)).ravel()
+    return _lookup(ug, u, g[i]) / np.maximum(tot[u], 1)
