@@ -10,7 +10,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -63,26 +63,38 @@ def _friendly() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _status(message: str) -> Iterator[callable]:
-    """A spinner with elapsed time; yields a function that updates the message."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+def _status(message: str, total: int | None = None) -> Iterator[Callable[[str], None]]:
+    """A progress bar (``total`` steps) or spinner with elapsed time.
 
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-        console=console, transient=False, disable=not console.is_terminal,
-    ) as progress:
-        tid = progress.add_task(message, total=None)
-        last = [message, time.perf_counter()]
+    Yields ``update(msg)``: each call shows ``msg`` and, with a total, advances one step.  When
+    stderr is not a terminal (CI, pipes), each step is printed as a timestamped line instead.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    if total:
+        columns += [BarColumn(), MofNCompleteColumn()]
+    with Progress(*columns, TimeElapsedColumn(), console=console, transient=False,
+                  disable=not console.is_terminal) as progress:
+        tid = progress.add_task(message, total=total)
+        if not console.is_terminal:
+            console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
 
         def update(msg: str) -> None:
             if not console.is_terminal:
                 console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {msg}")
-            progress.update(tid, description=msg)
-            last[0] = msg
+            progress.update(tid, description=msg, advance=1 if total else None)
 
-        if not console.is_terminal:
-            console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
         yield update
+        if total:
+            progress.update(tid, completed=total, description="done")
 
 
 def _read_query(query: str) -> str:
@@ -175,12 +187,14 @@ def datasets_fetch(
 def _run_evaluate(schema: Path, query: str, models: str, k: Optional[int], output: Optional[Path]):
     from hoprec.evaluate.protocol import evaluate
     from hoprec.evaluate.report import print_leaderboard, write_results
-    from hoprec.models.registry import BASELINES
+    from hoprec.models.registry import BASELINES, get_model_class
 
     names = [m.strip() for m in models.split(",") if m.strip()] if models else list(BASELINES)
     with _friendly():
+        steps = 1 + sum(len(get_model_class(n).param_grid) + 1 for n in names)
         with _status("loading") as update:
             _, task, db = _load(schema, query, update)
+        with _status("evaluating", total=steps) as update:
             result = evaluate(task, db, names, k=k, progress=update)
         print_leaderboard(result, out)
         if output:
