@@ -5,6 +5,8 @@ PIP ?= $(PY) -m pip
 .PHONY: install demo test test-fast lint bench
 
 install:  ## install hoprec with everything the tests and the demo need
+	@# torch first, pinned: an unpinned torch (or a range) can pull a multi-GB CUDA build
+	$(PIP) install --quiet "torch==2.13.0"
 	$(PIP) install --quiet -e ".[dev]"
 
 demo: install  ## the Complete Journey leaderboard with every baseline

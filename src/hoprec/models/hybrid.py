@@ -45,7 +45,9 @@ class HybridConfig(ModelConfig):
     min_child_samples: int = 50
     seed: int = 0
     num_threads: int = 0
+    negative_fraction: float = Field(default=0.3, gt=0, le=1)  # of non-bought candidates kept
     category_column: str | None = None  # default: see _groups
+    objective: str = "binary"  # or "lambdarank" (slower on 2 cores, no better on validation)
 
 
 class Hybrid(Recommender):
@@ -64,6 +66,7 @@ class Hybrid(Recommender):
         inter = dataset.interactions
         pos = inter.select(inter.positive())
         xs, ys, gs = [], [], []
+        rng = np.random.default_rng(cfg.seed)
         for w in range(1, cfg.n_windows + 1):
             start = np.datetime64(dataset.cutoff - w * horizon)
             end = start + np.timedelta64(horizon)
@@ -76,16 +79,18 @@ class Hybrid(Recommender):
             u, i = pf.candidates(hist, users, cfg.own, cfg.graph, cfg.popular, cfg.new)
             y = np.isin(u.astype(np.int64) * self.n_items + i, label_keys)
             keep = np.isin(u, np.unique(u[y]))  # groups without a positive teach nothing
+            keep &= y | (rng.random(len(y)) < cfg.negative_fraction)
             xs.append(pf.pair_features(hist, u[keep], i[keep], self.groups))
             ys.append(y[keep])
             gs.append(np.unique(u[keep], return_counts=True)[1])
         if not xs:
             raise ValueError("hybrid: no training window has both history and labels")
         params = {
-            "objective": "lambdarank", "learning_rate": cfg.learning_rate,
+            "objective": cfg.objective, "learning_rate": cfg.learning_rate,
             "num_leaves": cfg.num_leaves, "min_data_in_leaf": cfg.min_child_samples,
             "seed": cfg.seed, "num_threads": cfg.num_threads, "deterministic": True,
-            "force_row_wise": True, "verbosity": -1, "lambdarank_truncation_level": 20,
+            "force_row_wise": True, "verbosity": -1,
+            **({"lambdarank_truncation_level": 20} if cfg.objective == "lambdarank" else {}),
         }
         train = lgb.Dataset(np.vstack(xs), np.concatenate(ys).astype(np.int32),
                             group=np.concatenate(gs), feature_name=list(pf.FEATURES))

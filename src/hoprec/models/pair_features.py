@@ -26,7 +26,8 @@ FEATURES: tuple[str, ...] = (
     "count", "count_share", "days_since_last", "days_since_first", "interval_mean",
     "overdue", "item_pop7", "item_pop30", "item_pop_all", "item_trend", "item_repeat_rate",
     "item_age", "user_baskets", "user_days_since_last", "user_repeat_share", "cooc", "after",
-    "cat_share", "is_own",
+    "cat_share", "is_own", "share_h30", "share_h90", "rank_h90", "user_baskets30",
+    "user_baskets90", "expected30",
 )
 
 
@@ -46,11 +47,16 @@ def _lookup(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
 
 
 def _top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Keep the ``k`` largest entries of every row."""
+    """Keep the ``k`` largest entries of every row (one float sort: row, then value descending)."""
     m = m.tocsr()
     counts = np.diff(m.indptr)
-    rows = np.repeat(np.arange(m.shape[0]), counts)
-    order = np.lexsort((-m.data, rows))
+    if counts.max(initial=0) <= k:
+        return m
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), counts)
+    data = m.data.astype(np.float64)
+    lo, hi = data.min(), data.max()
+    frac = (hi - data) / (hi - lo + 1e-12) * 0.999  # in [0, 1): larger values first
+    order = np.argsort(rows + frac, kind="quicksort")
     rank = np.arange(len(order)) - np.repeat(m.indptr[:-1], counts)
     keep = order[rank < k]
     return sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
@@ -75,6 +81,9 @@ class History:
     user_baskets: np.ndarray
     user_last: np.ndarray
     user_repeat_share: np.ndarray
+    user_baskets30: np.ndarray
+    user_baskets90: np.ndarray
+    rep_rowsum: list[np.ndarray]
     cooc: sp.csr_matrix  # item x item, top neighbours
     after: sp.csr_matrix  # item x item, directed
     recent_user_items: sp.csr_matrix  # decayed (h=30) user x item, to walk the item graphs
@@ -113,8 +122,10 @@ def build_history(
     np.minimum.at(item_first, ev.item, -age)
     # baskets: distinct basket codes (or distinct days where the data has no baskets)
     bkey = np.where(ev.basket >= 0, ev.basket, (ev.time.astype("datetime64[D]").astype(np.int64) << 20) + ev.user)
-    ub = pd.DataFrame({"u": ev.user, "b": bkey}).drop_duplicates()
+    ub = pd.DataFrame({"u": ev.user, "b": bkey, "a": age}).groupby(["u", "b"], sort=False)["a"].min().reset_index()
     user_baskets = np.bincount(ub.u, minlength=n_users).astype(np.float64)
+    ub30 = np.bincount(ub.u[ub.a < 30], minlength=n_users).astype(np.float64)
+    ub90 = np.bincount(ub.u[ub.a < 90], minlength=n_users).astype(np.float64)
     user_last = np.full(n_users, np.nan)
     if len(ev):
         ul = pd.Series(age).groupby(ev.user).min()
@@ -136,7 +147,8 @@ def build_history(
         item_repeat_rate=np.where(pop_all > 0, repeaters / np.maximum(pop_all, 1), 0.0),
         item_age=np.where(np.isfinite(item_first), -item_first, -1.0),
         user_baskets=user_baskets, user_last=user_last, user_repeat_share=user_repeat,
-        cooc=cooc, after=after, recent_user_items=rep[1],
+        cooc=cooc, after=after, recent_user_items=rep[1], user_baskets30=ub30,
+        user_baskets90=ub90, rep_rowsum=[np.asarray(m.sum(axis=1)).ravel() for m in rep],
     )
 
 
@@ -214,8 +226,22 @@ def pair_features(h: History, u: np.ndarray, i: np.ndarray, item_groups: np.ndar
         (h.item_pop7[i] * 30 / 7 + 1) / (h.item_pop30[i] + 1), h.item_repeat_rate[i], h.item_age[i],
         h.user_baskets[u], h.user_last[u], h.user_repeat_share[u], cooc, after, cat,
         (count > 0).astype(np.float64),
+        cols[1] / np.maximum(h.rep_rowsum[1][u], 1e-9), cols[2] / np.maximum(h.rep_rowsum[2][u], 1e-9),
+        _rank_within_user(u, cols[2]), h.user_baskets30[u], h.user_baskets90[u],
+        count / np.maximum(h.user_baskets[u], 1) * h.user_baskets30[u],
     ]
     return np.column_stack(feats).astype(np.float32)
+
+
+def _rank_within_user(u: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """1-based rank of each pair's score among the same user's candidates (1 = highest)."""
+    order = np.lexsort((-score, u))
+    uu = u[order]
+    starts = np.r_[0, np.flatnonzero(uu[1:] != uu[:-1]) + 1]
+    first = np.repeat(starts, np.diff(np.r_[starts, len(uu)]))
+    rank = np.empty(len(u))
+    rank[order] = np.arange(len(u)) - first + 1
+    return rank
 
 
 def _walk_score(walk: sp.csr_matrix, graph: sp.csr_matrix, u: np.ndarray, i: np.ndarray) -> np.ndarray:
