@@ -8,6 +8,7 @@ Graph models reach the whole relational snapshot through :attr:`Dataset.db`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,6 +71,8 @@ class Dataset:
     db: Database | None = None
     #: length of the task's label window (how far ahead the task predicts), if known
     horizon: pd.Timedelta | None = None
+    #: the bound task (a :class:`hoprec.task.task.Task`), for models that build the graph
+    task: Any = None
 
     @property
     def n_users(self) -> int:

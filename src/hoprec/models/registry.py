@@ -14,6 +14,7 @@ _MODELS: dict[str, str] = {
     "als": "hoprec.models.mf:ALS",
     "bpr": "hoprec.models.mf:BPR",
     "hybrid": "hoprec.models.hybrid:Hybrid",
+    "sage": "hoprec.models.sage:GraphSAGE",
 }
 
 #: the baselines every learned model must beat, in leaderboard order

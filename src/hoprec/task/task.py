@@ -201,7 +201,7 @@ class Task:
             users=users, items=items, interactions=interactions, cutoff=pd.Timestamp(snap.cutoff),
             user_features=_features(ent_df, self.entity_key, users),
             item_features=_features(item_df, self.item_key, items),
-            db=snap, horizon=self.window[1] - self.window[0],
+            db=snap, horizon=self.window[1] - self.window[0], task=self,
         )
 
     def diversity_codes(self, dataset: Dataset) -> np.ndarray | None:

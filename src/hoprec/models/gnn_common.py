@@ -1,0 +1,161 @@
+"""What the graph models share: leak-free training graphs, tensors, the hetero SAGE network.
+
+``build_graphs(dataset, t)`` builds the graph of the events before ``t`` (to train on what
+happens in ``[t, cutoff)``) and the graph at the cutoff (to embed with the trained weights),
+with the same feature encoders so category codes mean the same in both.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from hoprec.compat import require
+from hoprec.data.dataset import Dataset
+
+torch = require("torch", "graph")
+nn = torch.nn
+warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
+
+
+def restrict(dataset: Dataset, t: pd.Timestamp) -> Dataset:
+    """The same dataset (same id maps) as it stood before ``t``."""
+    if dataset.db is None:
+        raise ValueError("graph models need a Dataset built from a snapshot (dataset.db)")
+    inter = dataset.interactions
+    return replace(
+        dataset, interactions=inter.select(inter.time < np.datetime64(t)),
+        db=dataset.db.snapshot(t), cutoff=pd.Timestamp(t),
+    )
+
+
+def build_graphs(dataset: Dataset, t_train: pd.Timestamp, half_life_days: float | None):
+    from hoprec.graph.hetero import GraphConfig, build_graph
+
+    if dataset.task is None:
+        raise ValueError("graph models need the task: build the Dataset with Task.build_dataset")
+    cfg = GraphConfig(half_life_days=half_life_days)
+    g_train = build_graph(restrict(dataset, t_train), dataset.task, cfg)
+    g_full = build_graph(dataset, dataset.task, cfg, encoders=g_train.encoders)
+    return g_train, g_full
+
+
+def train_pairs(dataset: Dataset, t: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct positive (customer, product) pairs in ``[t, cutoff)`` of customers with history."""
+    inter = dataset.interactions
+    pos = inter.positive()
+    before = np.zeros(dataset.n_users, dtype=bool)
+    before[inter.user[pos & (inter.time < np.datetime64(t))]] = True
+    win = pos & (inter.time >= np.datetime64(t))
+    keys = np.unique(inter.user[win].astype(np.int64) * dataset.n_items + inter.item[win])
+    u, i = keys // dataset.n_items, keys % dataset.n_items
+    keep = before[u]
+    return u[keep], i[keep]
+
+
+def held_out_map(users: np.ndarray, items: np.ndarray, rng: np.random.Generator, share: float = 0.1):
+    """Split training pairs by customer: ``share`` of customers held out for early stopping."""
+    uniq = np.unique(users)
+    n_val = max(1, int(len(uniq) * share)) if len(uniq) > 10 else 0
+    val = rng.choice(uniq, size=n_val, replace=False) if n_val else np.zeros(0, dtype=np.int64)
+    is_val = np.isin(users, val)
+    val_sorted = np.sort(val)
+    truth = [items[users == v] for v in val_sorted]
+    return users[~is_val], items[~is_val], val_sorted, truth
+
+
+def _key(et: tuple[str, str, str]) -> str:
+    return "__".join(et).replace(":", "_")
+
+
+class HeteroSAGE(nn.Module):
+    """Weighted-mean heterogeneous GraphSAGE (see :mod:`hoprec.models.sage` for the formula)."""
+
+    def __init__(self, graph, dim: int, layers: int, max_nodes: int) -> None:
+        super().__init__()
+        keep = {graph.entity_type, graph.item_type}
+        self.types = [t for t in graph.node_types if graph.num_nodes[t] <= max_nodes or t in keep]
+        self.etypes = [e for e in graph.edge_types if e[0] in self.types and e[2] in self.types]
+        self.entity, self.item = graph.entity_type, graph.item_type
+        self.num = nn.ModuleDict()
+        self.cat = nn.ModuleDict()
+        self.ids = nn.ModuleDict()
+        for t in self.types:
+            k = t.replace(":", "_")
+            d_num = graph.x_num[t].shape[1] if t in graph.x_num else 0
+            if d_num:
+                self.num[k] = nn.Linear(d_num, dim)
+            self.cat[k] = nn.ModuleList(nn.Embedding(c, dim) for c in graph.cat_cardinalities.get(t, []))
+            self.ids[k] = nn.Embedding(graph.num_nodes[t], dim)
+            nn.init.normal_(self.ids[k].weight, std=0.1)
+        self.self_lin = nn.ModuleList(
+            nn.ModuleDict({t.replace(":", "_"): nn.Linear(dim, dim) for t in self.types}) for _ in range(layers))
+        self.rel_lin = nn.ModuleList(
+            nn.ModuleDict({_key(e): nn.Linear(dim, dim, bias=False) for e in self.etypes}) for _ in range(layers))
+        self.norm = nn.ModuleList(
+            nn.ModuleDict({t.replace(":", "_"): nn.LayerNorm(dim) for t in self.types}) for _ in range(layers - 1))
+
+    def __repr__(self) -> str:
+        n = sum(p.numel() for p in self.parameters())
+        return f"HeteroSAGE(node_types={len(self.types)}, edge_types={len(self.etypes)}, params={n:,})"
+
+    def encode(self, inputs: dict) -> dict:
+        h = {}
+        for t in self.types:
+            k = t.replace(":", "_")
+            x = self.ids[k](inputs["ids"][t])
+            if k in self.num:
+                x = x + self.num[k](inputs["x_num"][t])
+            for j, emb in enumerate(self.cat[k]):
+                x = x + emb(inputs["x_cat"][t][:, j])
+            h[t] = x
+        return h
+
+    def forward(self, inputs: dict) -> dict:
+        h = self.encode(inputs)
+        last = len(self.self_lin) - 1
+        for layer in range(len(self.self_lin)):
+            out = {t: self.self_lin[layer][t.replace(":", "_")](h[t]) for t in self.types}
+            for e in self.etypes:
+                adj = inputs["adj"].get(e)
+                if adj is not None:
+                    out[e[2]] = out[e[2]] + self.rel_lin[layer][_key(e)](adj @ h[e[0]])
+            if layer < last:
+                out = {t: self.norm[layer][t.replace(":", "_")](torch.relu(x)) for t, x in out.items()}
+            h = out
+        return h
+
+    def towers(self, inputs: dict):
+        h = self.forward(inputs)
+        f = torch.nn.functional.normalize
+        return f(h[self.entity], dim=-1), f(h[self.item], dim=-1)
+
+
+def graph_tensors(graph, net: HeteroSAGE, index_from) -> dict:
+    """Inputs of ``net`` for ``graph``: features, id-embedding rows (in ``index_from``'s id space)
+    and each relation's weight-normalised adjacency (destination x source, sparse CSR)."""
+    out: dict = {"x_num": {}, "x_cat": {}, "ids": {}, "adj": {}}
+    for t in net.types:
+        n = graph.num_nodes[t]
+        if graph is index_from:
+            ids = np.arange(n)
+        else:
+            ids = index_from.id_maps[t].to_internal(graph.id_maps[t].external, missing=-1)
+            if (ids < 0).any():
+                raise ValueError(f"graph node type {t!r}: {int((ids < 0).sum())} nodes unknown later")
+        out["ids"][t] = torch.as_tensor(ids, dtype=torch.long)
+        out["x_num"][t] = graph.x_num.get(t, torch.zeros(n, 0))
+        out["x_cat"][t] = graph.x_cat.get(t, torch.zeros(n, 0, dtype=torch.long))
+    for e in net.etypes:
+        store = graph.edges.get(e)
+        if store is None or len(store) == 0:
+            continue
+        w = store.weight.clamp(min=0).to(torch.float32)
+        deg = torch.zeros(store.num_dst, dtype=torch.float32).index_add_(0, store.dst, w)
+        w = w / deg.clamp(min=1e-9)[store.dst]
+        out["adj"][e] = torch.sparse_csr_tensor(
+            store.rowptr, store.col, w, size=(store.num_dst, graph.num_nodes[e[0]]))
+    return out

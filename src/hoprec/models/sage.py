@@ -1,0 +1,161 @@
+"""Two-tower heterogeneous GraphSAGE over the whole relational graph.
+
+Every node type ``t`` of :func:`hoprec.graph.hetero.build_graph` starts from
+
+    h0[t] = W_num[t] x_num[t] + sum_c E[t, c][x_cat[t, c]] + E_id[t][node]
+
+(numerical/text features, one embedding per categorical column, and a learned id embedding;
+node types above ``max_nodes_per_type`` nodes, e.g. baskets, are left out).  Each of ``layers``
+layers computes, for every node type with incoming edges,
+
+    h[l+1][t] = act( W_self[l, t] h[l][t] + sum_{r: s -> t} W[l, r] (A_r h[l][s]) )
+
+with ``A_r`` the relation's adjacency row-normalised by edge weight (weighted mean of
+neighbours; weights carry kind, returns and time decay), ``act`` = ReLU then LayerNorm except on
+the last layer.  The customer tower and the product tower are the final states of the entity and
+item node types, L2-normalised; the score is their dot product divided by ``temperature``.
+
+Training is leak-free and learns the task asked: the graph is built from events before
+``t' = cutoff - horizon``, positives are the (customer, product) purchases in ``[t', cutoff)``,
+negatives are drawn uniformly and by popularity, loss = BPR.  10% of the training customers are
+held out; every ``eval_every`` steps MAP@k on them is measured and the best weights are kept
+(early stopping).  Then the graph is rebuilt at the cutoff (same feature encoders) and every
+customer and product is embedded with the trained weights — products with no interactions get
+their embedding from attributes and links: that is the cold-start path.
+
+Defaults: ``dim=64``, ``layers=2``, ``steps=300``, ``batch_size=2048``, ``lr=0.005``,
+``popularity_negatives=0.5``, ``temperature=0.1``, ``max_nodes_per_type=120_000``,
+``half_life_days=90``, ``eval_every=50``, ``patience=3``, ``seed=0``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from hoprec.compat import require
+from hoprec.data.dataset import Dataset
+from hoprec.models.base import ModelConfig, Recommender
+from hoprec.models.gnn_common import (
+    HeteroSAGE, build_graphs, graph_tensors, held_out_map, train_pairs,
+)
+
+
+class SAGEConfig(ModelConfig):
+    dim: int = Field(default=64, ge=4)
+    layers: int = Field(default=2, ge=1, le=4)
+    steps: int = Field(default=300, ge=1)
+    batch_size: int = Field(default=2048, ge=16)
+    lr: float = Field(default=0.005, gt=0)
+    weight_decay: float = 0.0
+    popularity_negatives: float = Field(default=0.5, ge=0, le=1)
+    temperature: float = Field(default=0.1, gt=0)
+    max_nodes_per_type: int = 120_000
+    half_life_days: float | None = 90.0
+    horizon_days: float | None = None
+    eval_every: int = 50
+    patience: int = 3
+    k: int = 12
+    seed: int = 0
+    num_threads: int = 0
+
+
+class GraphSAGE(Recommender):
+    """Customer and product towers from heterogeneous GraphSAGE over the relational graph."""
+
+    name: ClassVar[str] = "sage"
+    config_class: ClassVar[type[ModelConfig]] = SAGEConfig
+    param_grid: ClassVar[list[dict[str, Any]]] = [{}]
+
+    def _fit(self, dataset: Dataset) -> None:
+        torch = require("torch", "graph")
+        cfg: SAGEConfig = self.config  # type: ignore[assignment]
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        horizon = pd.Timedelta(days=cfg.horizon_days) if cfg.horizon_days else (
+            dataset.horizon or pd.Timedelta(days=30))
+        t_train = dataset.cutoff - horizon
+        g_train, g_full = build_graphs(dataset, t_train, cfg.half_life_days)
+        self.net = HeteroSAGE(g_full, cfg.dim, cfg.layers, cfg.max_nodes_per_type)
+        train_in = graph_tensors(g_train, self.net, index_from=g_full)
+        users, items = train_pairs(dataset, t_train)
+        if len(users) == 0:
+            raise ValueError("sage: no purchases in the training window to learn from")
+        fit_u, fit_i, val_u, val_truth = held_out_map(users, items, rng)
+        pop = np.bincount(items, minlength=self.n_items).astype(np.float64) + 1.0
+        pop_p = torch.tensor(pop / pop.sum())
+        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        best, best_state, bad = -1.0, None, 0
+        self.history: list[dict[str, float]] = []
+        gen = torch.Generator().manual_seed(cfg.seed)
+        for step in range(1, cfg.steps + 1):
+            self.net.train()
+            idx = torch.randint(0, len(fit_u), (cfg.batch_size,), generator=gen)
+            u, i = torch.as_tensor(fit_u)[idx], torch.as_tensor(fit_i)[idx]
+            n_pop = int(cfg.batch_size * cfg.popularity_negatives)
+            neg = torch.cat([torch.multinomial(pop_p, n_pop, replacement=True, generator=gen),
+                             torch.randint(0, self.n_items, (cfg.batch_size - n_pop,), generator=gen)])
+            ue, ie = self.net.towers(train_in)
+            pos_s = (ue[u] * ie[i]).sum(-1) / cfg.temperature
+            neg_s = (ue[u] * ie[neg]).sum(-1) / cfg.temperature
+            loss = torch.nn.functional.softplus(neg_s - pos_s).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                score = self._held_out_map(train_in, val_u, val_truth, cfg.k)
+                self.history.append({"step": step, "loss": float(loss.detach()), "val_map": score})
+                if score > best:
+                    best, bad = score, 0
+                    best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+                else:
+                    bad += 1
+                    if bad >= cfg.patience:
+                        break
+        if best_state is not None:
+            self.net.load_state_dict(best_state)
+        full_in = graph_tensors(g_full, self.net, index_from=g_full)
+        self._embed(full_in)
+
+    def _held_out_map(self, inputs, users: np.ndarray, truth: list[np.ndarray], k: int) -> float:
+        from hoprec.evaluate import metrics as M
+
+        torch = require("torch", "graph")
+        self.net.eval()
+        with torch.no_grad():
+            ue, ie = self.net.towers(inputs)
+            s = (ue[torch.as_tensor(users)] @ ie.T).numpy()
+        top = np.argsort(-s, axis=1)[:, :k]
+        indptr, indices = M.truth_to_csr(truth)
+        return float(np.nanmean(M.ranking_metrics(top, indptr, indices, k)["map"]))
+
+    def _embed(self, inputs) -> None:
+        torch = require("torch", "graph")
+        self.net.eval()
+        with torch.no_grad():
+            ue, ie = self.net.towers(inputs)
+        self.user_emb = ue.numpy().astype(np.float32)
+        self.item_emb = ie.numpy().astype(np.float32)
+
+    def _can_score(self, users: np.ndarray) -> np.ndarray:
+        return users < self.n_users  # known customers, with or without history: their features
+
+    def _score(self, users: np.ndarray) -> np.ndarray:
+        return self.user_emb[users] @ self.item_emb.T
+
+    def _similar(self, items: np.ndarray) -> np.ndarray:
+        return self.item_emb[items] @ self.item_emb.T
+
+    def _get_state(self) -> dict[str, np.ndarray]:
+        return {"user_emb": self.user_emb, "item_emb": self.item_emb}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.user_emb, self.item_emb = state["user_emb"], state["item_emb"]
+
+
+
