@@ -84,6 +84,8 @@ class Recommender(ABC):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     #: small hyper-parameter grid tried on the validation cutoff by ``hoprec evaluate``
     param_grid: ClassVar[list[dict[str, Any]]] = [{}]
+    #: needs ``dataset.db`` and ``dataset.task`` (the relational snapshot), not only interactions
+    needs_relational: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | dict[str, Any] | None = None, **params: Any) -> None:
         if isinstance(config, ModelConfig):

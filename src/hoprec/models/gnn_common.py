@@ -43,6 +43,17 @@ def build_graphs(dataset: Dataset, t_train: pd.Timestamp, half_life_days: float 
     return g_train, g_full
 
 
+def warm_nodes(dataset: Dataset, t: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks of customers and products with a positive event before ``t``."""
+    inter = dataset.interactions
+    pos = inter.positive() & (inter.time < np.datetime64(t))
+    users = np.zeros(dataset.n_users, dtype=bool)
+    items = np.zeros(dataset.n_items, dtype=bool)
+    users[inter.user[pos]] = True
+    items[inter.item[pos]] = True
+    return users, items
+
+
 def train_pairs(dataset: Dataset, t: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
     """Distinct positive (customer, product) pairs in ``[t, cutoff)`` of customers with history."""
     inter = dataset.interactions
@@ -102,11 +113,26 @@ class HeteroSAGE(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return f"HeteroSAGE(node_types={len(self.types)}, edge_types={len(self.etypes)}, params={n:,})"
 
-    def encode(self, inputs: dict) -> dict:
+    def cold_masks(self, inputs: dict, id_dropout: float) -> dict:
+        """Per entity/item type, which nodes are treated as cold in this pass: those not warm
+        and, in training, a random ``id_dropout`` share of the warm ones (simulated cold)."""
+        cold = {}
+        for t, warm in inputs["warm"].items():
+            c = ~warm
+            if id_dropout > 0 and self.training and t == self.item:  # products only: a
+                # customer's own purchases are what the customer tower reads
+                c = c | (torch.rand(len(warm), generator=inputs.get("gen")) < id_dropout)
+            cold[t] = c
+        return cold
+
+    def encode(self, inputs: dict, cold: dict) -> dict:
+        """Initial states; a cold node has no id embedding, only its features."""
         h = {}
         for t in self.types:
             k = t.replace(":", "_")
             x = self.ids[k](inputs["ids"][t])
+            if t in cold:
+                x = x * (~cold[t]).unsqueeze(-1).to(x.dtype)
             if k in self.num:
                 x = x + self.num[k](inputs["x_num"][t])
             for j, emb in enumerate(self.cat[k]):
@@ -114,13 +140,23 @@ class HeteroSAGE(nn.Module):
             h[t] = x
         return h
 
-    def forward(self, inputs: dict) -> dict:
-        h = self.encode(inputs)
+    def forward(self, inputs: dict, id_dropout: float = 0.0) -> dict:
+        """A cold node (see :meth:`cold_masks`) also loses its incoming edges from customers and
+        products (purchases, co-purchase, bought-after): it is seen as a new product or customer
+        would be, through its attributes alone."""
+        cold = self.cold_masks(inputs, id_dropout)
+        h = self.encode(inputs, cold)
+        adjs = {}
+        for e, adj in inputs["adj"].items():
+            if e[2] in cold and e[0] in cold and bool(cold[e[2]].any()):
+                vals = adj.values() * (~cold[e[2]])[inputs["dst"][e]].to(adj.dtype)
+                adj = torch.sparse_csr_tensor(adj.crow_indices(), adj.col_indices(), vals, size=adj.shape)
+            adjs[e] = adj
         last = len(self.self_lin) - 1
         for layer in range(len(self.self_lin)):
             out = {t: self.self_lin[layer][t.replace(":", "_")](h[t]) for t in self.types}
             for e in self.etypes:
-                adj = inputs["adj"].get(e)
+                adj = adjs.get(e)
                 if adj is not None:
                     out[e[2]] = out[e[2]] + self.rel_lin[layer][_key(e)](adj @ h[e[0]])
             if layer < last:
@@ -128,16 +164,18 @@ class HeteroSAGE(nn.Module):
             h = out
         return h
 
-    def towers(self, inputs: dict):
-        h = self.forward(inputs)
+    def towers(self, inputs: dict, id_dropout: float = 0.0):
+        h = self.forward(inputs, id_dropout)
         f = torch.nn.functional.normalize
         return f(h[self.entity], dim=-1), f(h[self.item], dim=-1)
 
 
-def graph_tensors(graph, net: HeteroSAGE, index_from) -> dict:
-    """Inputs of ``net`` for ``graph``: features, id-embedding rows (in ``index_from``'s id space)
-    and each relation's weight-normalised adjacency (destination x source, sparse CSR)."""
-    out: dict = {"x_num": {}, "x_cat": {}, "ids": {}, "adj": {}}
+def graph_tensors(graph, net: HeteroSAGE, index_from, warm: dict | None = None) -> dict:
+    """Inputs of ``net`` for ``graph``: features, id-embedding rows (in ``index_from``'s id space),
+    each relation's weight-normalised adjacency (destination x source, sparse CSR), and which
+    entity/item nodes are warm (had a positive event before the graph's time)."""
+    out: dict = {"x_num": {}, "x_cat": {}, "ids": {}, "adj": {}, "dst": {},
+                 "warm": {t: torch.as_tensor(m) for t, m in (warm or {}).items()}}
     for t in net.types:
         n = graph.num_nodes[t]
         if graph is index_from:
@@ -156,6 +194,7 @@ def graph_tensors(graph, net: HeteroSAGE, index_from) -> dict:
         w = store.weight.clamp(min=0).to(torch.float32)
         deg = torch.zeros(store.num_dst, dtype=torch.float32).index_add_(0, store.dst, w)
         w = w / deg.clamp(min=1e-9)[store.dst]
+        out["dst"][e] = store.dst
         out["adj"][e] = torch.sparse_csr_tensor(
             store.rowptr, store.col, w, size=(store.num_dst, graph.num_nodes[e[0]]))
     return out

@@ -25,7 +25,12 @@ their embedding from attributes and links: that is the cold-start path.
 
 Defaults: ``dim=64``, ``layers=2``, ``steps=300``, ``batch_size=2048``, ``lr=0.005``,
 ``popularity_negatives=0.5``, ``temperature=0.1``, ``max_nodes_per_type=120_000``,
-``half_life_days=90``, ``eval_every=50``, ``patience=3``, ``seed=0``.
+``half_life_days=90``, ``id_dropout=0.5``, ``eval_every=50``, ``patience=3``, ``seed=0``.
+
+A node's id embedding counts only once it is warm (has a purchase before the graph's time); in
+training ``id_dropout`` of the warm products are treated as cold each step (no id embedding, no
+edges from customers or products), so the network learns to place a product from its attributes
+and links alone.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from hoprec.compat import require
 from hoprec.data.dataset import Dataset
 from hoprec.models.base import ModelConfig, Recommender
 from hoprec.models.gnn_common import (
-    HeteroSAGE, build_graphs, graph_tensors, held_out_map, train_pairs,
+    HeteroSAGE, build_graphs, graph_tensors, held_out_map, train_pairs, warm_nodes,
 )
 
 
@@ -53,6 +58,7 @@ class SAGEConfig(ModelConfig):
     weight_decay: float = 0.0
     popularity_negatives: float = Field(default=0.5, ge=0, le=1)
     temperature: float = Field(default=0.1, gt=0)
+    id_dropout: float = Field(default=0.5, ge=0, lt=1)  # share of warm nodes trained as cold
     max_nodes_per_type: int = 120_000
     half_life_days: float | None = 90.0
     horizon_days: float | None = None
@@ -69,6 +75,7 @@ class GraphSAGE(Recommender):
     name: ClassVar[str] = "sage"
     config_class: ClassVar[type[ModelConfig]] = SAGEConfig
     param_grid: ClassVar[list[dict[str, Any]]] = [{}]
+    needs_relational: ClassVar[bool] = True
 
     def _fit(self, dataset: Dataset) -> None:
         torch = require("torch", "graph")
@@ -82,7 +89,11 @@ class GraphSAGE(Recommender):
         t_train = dataset.cutoff - horizon
         g_train, g_full = build_graphs(dataset, t_train, cfg.half_life_days)
         self.net = HeteroSAGE(g_full, cfg.dim, cfg.layers, cfg.max_nodes_per_type)
-        train_in = graph_tensors(g_train, self.net, index_from=g_full)
+        def warm_at(t):
+            wu, wi = warm_nodes(dataset, t)
+            return {g_full.entity_type: wu, g_full.item_type: wi}
+
+        train_in = graph_tensors(g_train, self.net, index_from=g_full, warm=warm_at(t_train))
         users, items = train_pairs(dataset, t_train)
         if len(users) == 0:
             raise ValueError("sage: no purchases in the training window to learn from")
@@ -93,6 +104,7 @@ class GraphSAGE(Recommender):
         best, best_state, bad = -1.0, None, 0
         self.history: list[dict[str, float]] = []
         gen = torch.Generator().manual_seed(cfg.seed)
+        train_in["gen"] = gen
         for step in range(1, cfg.steps + 1):
             self.net.train()
             idx = torch.randint(0, len(fit_u), (cfg.batch_size,), generator=gen)
@@ -100,7 +112,7 @@ class GraphSAGE(Recommender):
             n_pop = int(cfg.batch_size * cfg.popularity_negatives)
             neg = torch.cat([torch.multinomial(pop_p, n_pop, replacement=True, generator=gen),
                              torch.randint(0, self.n_items, (cfg.batch_size - n_pop,), generator=gen)])
-            ue, ie = self.net.towers(train_in)
+            ue, ie = self.net.towers(train_in, cfg.id_dropout)
             pos_s = (ue[u] * ie[i]).sum(-1) / cfg.temperature
             neg_s = (ue[u] * ie[neg]).sum(-1) / cfg.temperature
             loss = torch.nn.functional.softplus(neg_s - pos_s).mean()
@@ -119,7 +131,7 @@ class GraphSAGE(Recommender):
                         break
         if best_state is not None:
             self.net.load_state_dict(best_state)
-        full_in = graph_tensors(g_full, self.net, index_from=g_full)
+        full_in = graph_tensors(g_full, self.net, index_from=g_full, warm=warm_at(dataset.cutoff))
         self._embed(full_in)
 
     def _held_out_map(self, inputs, users: np.ndarray, truth: list[np.ndarray], k: int) -> float:

@@ -1,0 +1,84 @@
+"""The contract for models that read the whole relational snapshot, on the fake shop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hoprec.data.database import load_database
+from hoprec.data.fake import QUERY, make_fake_shop
+from hoprec.data.schema import load_schema
+from hoprec.models.base import Recommender
+from hoprec.models.registry import available_models, create_model, get_model_class
+from hoprec.task.task import Task
+
+GRAPH_MODELS = [n for n in available_models() if get_model_class(n).needs_relational]
+FAST = {"sage": {"steps": 40, "batch_size": 256, "dim": 16, "eval_every": 20}}
+
+
+@pytest.fixture(scope="module")
+def shop_dataset(fake_shop, fake_db):
+    task = Task.from_query(load_schema(fake_shop), QUERY)
+    return task.build_dataset(fake_db.snapshot(task.cutoffs(fake_db)["test"]))
+
+
+def test_graph_models_are_registered():
+    assert "sage" in GRAPH_MODELS
+
+
+@pytest.mark.parametrize("name", GRAPH_MODELS)
+def test_save_load_and_same_seed_same_output(name, shop_dataset, tmp_path):
+    users = np.arange(shop_dataset.n_users)
+    a = create_model(name, **FAST.get(name, {})).fit(shop_dataset)
+    ra = a.recommend(users, 5)
+    a.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    rl = loaded.recommend(users, 5)
+    np.testing.assert_array_equal(ra.items, rl.items)
+    np.testing.assert_allclose(ra.scores, rl.scores, rtol=1e-6)
+    b = create_model(name, **FAST.get(name, {})).fit(shop_dataset)
+    np.testing.assert_array_equal(b.recommend(users, 5).items, ra.items)
+    assert type(a).from_config(a.get_config()).get_config() == a.get_config()
+    sim, _ = a.similar_items(np.arange(5), 3)
+    assert not (sim == np.arange(5)[:, None]).any()
+
+
+@pytest.mark.parametrize("name", GRAPH_MODELS)
+def test_needs_the_relational_snapshot(name, shop_dataset):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="snapshot|task"):
+        create_model(name, **FAST.get(name, {})).fit(replace(shop_dataset, db=None))
+
+
+def test_cold_product_reaches_the_customers_its_attributes_point_to(tmp_path):
+    """A product with attributes and no interactions is ranked higher for the customers of its
+    category than for everybody else: the attribute path works."""
+    schema_path = make_fake_shop(tmp_path / "shop", n_customers=80)
+    prods = pd.read_parquet(tmp_path / "shop" / "products.parquet")
+    new = pd.DataFrame({"product_id": [999], "category": ["cat1"], "brand": ["brand1"],
+                        "price": [9.5], "title": ["product new in cat1"]})
+    pd.concat([prods, new]).to_parquet(tmp_path / "shop" / "products.parquet", index=False)
+    schema = load_schema(schema_path)
+    db = load_database(schema)
+    task = Task.from_query(schema, QUERY)
+    ds = task.build_dataset(db.snapshot(task.cutoffs(db)["test"]))
+    model = create_model("sage", steps=300, batch_size=512, dim=32, eval_every=50, patience=10,
+                         id_dropout=0.8)
+    model.fit(ds)
+    cold = int(ds.items.to_internal([999])[0])
+    assert ds.positive_matrix()[:, cold].nnz == 0
+    scores = model._score(np.arange(ds.n_users))
+    above = scores > scores[:, [cold]]  # items ranked above the cold product, per customer
+    cats = ds.item_features["category"].to_numpy()
+    other = cats != "cat1"
+    share_above = above[:, other].mean(axis=1)  # share of other-category items above it
+    orders = db["orders"]
+    cat = orders.merge(db["products"][["product_id", "category"]], on="product_id")
+    fav = cat.groupby("customer_id")["category"].agg(lambda s: s.value_counts().index[0])
+    users = ds.users.to_internal(fav.index.to_numpy())
+    is_cat1 = (fav == "cat1").to_numpy()
+    assert is_cat1.sum() >= 5
+    # for cat1 customers the new cat1 product beats clearly more other-category products
+    assert share_above[users[is_cat1]].mean() < share_above[users[~is_cat1]].mean() - 0.1
