@@ -8,10 +8,11 @@ Every node type ``t`` of :func:`hoprec.graph.hetero.build_graph` starts from
 node types above ``max_nodes_per_type`` nodes, e.g. baskets, are left out).  Each of ``layers``
 layers computes, for every node type with incoming edges,
 
-    h[l+1][t] = act( W_self[l, t] h[l][t] + sum_{r: s -> t} W[l, r] (A_r h[l][s]) )
+    h[l+1][t] = act( W_self[l, t] h[l][t] + W_nbr[l, t] sum_{r: s -> t} g[l, r] * (A_r h[l][s]) )
 
 with ``A_r`` the relation's adjacency row-normalised by edge weight (weighted mean of
-neighbours; weights carry kind, returns and time decay), ``act`` = ReLU then LayerNorm except on
+neighbours; weights carry kind, returns and time decay), ``g[l, r]`` a learned per-dimension gain
+of relation ``r`` (a full matrix per relation cost ten times as much for no gain here), ``act`` = ReLU then LayerNorm except on
 the last layer.  The customer tower and the product tower are the final states of the entity and
 item node types, L2-normalised; the score is their dot product divided by ``temperature``.
 
@@ -25,7 +26,7 @@ their embedding from attributes and links: that is the cold-start path.
 
 Defaults: ``dim=64``, ``layers=2``, ``steps=300``, ``batch_size=2048``, ``lr=0.005``,
 ``popularity_negatives=0.5``, ``temperature=0.1``, ``max_nodes_per_type=120_000``,
-``half_life_days=90``, ``id_dropout=0.5``, ``eval_every=50``, ``patience=3``, ``seed=0``.
+``half_life_days=90``, ``item_neighbours=10``, ``id_dropout=0.5``, ``eval_every=50``, ``patience=3``, ``seed=0``.
 
 A node's id embedding counts only once it is warm (has a purchase before the graph's time); in
 training ``id_dropout`` of the warm products are treated as cold each step (no id embedding, no
@@ -61,6 +62,7 @@ class SAGEConfig(ModelConfig):
     id_dropout: float = Field(default=0.5, ge=0, lt=1)  # share of warm nodes trained as cold
     max_nodes_per_type: int = 120_000
     half_life_days: float | None = 90.0
+    item_neighbours: int = Field(default=10, ge=1)  # co-purchase / bought-after edges per product
     horizon_days: float | None = None
     eval_every: int = 50
     patience: int = 3
@@ -87,7 +89,7 @@ class GraphSAGE(Recommender):
         horizon = pd.Timedelta(days=cfg.horizon_days) if cfg.horizon_days else (
             dataset.horizon or pd.Timedelta(days=30))
         t_train = dataset.cutoff - horizon
-        g_train, g_full = build_graphs(dataset, t_train, cfg.half_life_days)
+        g_train, g_full = build_graphs(dataset, t_train, cfg.half_life_days, cfg.item_neighbours)
         self.net = HeteroSAGE(g_full, cfg.dim, cfg.layers, cfg.max_nodes_per_type)
         def warm_at(t):
             wu, wi = warm_nodes(dataset, t)
