@@ -46,7 +46,12 @@ from hoprec.compat import require
 from hoprec.data.dataset import Dataset
 from hoprec.models.base import ModelConfig, Recommender
 from hoprec.models.gnn_common import (
-    HeteroSAGE, build_graphs, graph_tensors, held_out_map, train_pairs, warm_nodes,
+    HeteroSAGE,
+    build_graphs,
+    graph_tensors,
+    held_out_map,
+    train_pairs,
+    warm_nodes,
 )
 
 
