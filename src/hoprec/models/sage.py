@@ -117,8 +117,10 @@ class GraphSAGE(Recommender):
             idx = torch.randint(0, len(fit_u), (cfg.batch_size,), generator=gen)
             u, i = torch.as_tensor(fit_u)[idx], torch.as_tensor(fit_i)[idx]
             n_pop = int(cfg.batch_size * cfg.popularity_negatives)
-            neg = torch.cat([torch.multinomial(pop_p, n_pop, replacement=True, generator=gen),
-                             torch.randint(0, self.n_items, (cfg.batch_size - n_pop,), generator=gen)])
+            parts = [torch.randint(0, self.n_items, (cfg.batch_size - n_pop,), generator=gen)]
+            if n_pop:
+                parts.append(torch.multinomial(pop_p, n_pop, replacement=True, generator=gen))
+            neg = torch.cat(parts)
             ue, ie = self.net.towers(train_in, cfg.id_dropout)
             pos_s = (ue[u] * ie[i]).sum(-1) / cfg.temperature
             neg_s = (ue[u] * ie[neg]).sum(-1) / cfg.temperature
