@@ -133,14 +133,7 @@ def build_history(
     n_events = np.bincount(ev.user, minlength=n_users)
     n_pairs = np.diff(count.indptr)
     user_repeat = np.where(n_events > 0, 1.0 - n_pairs / np.maximum(n_events, 1), np.nan)
-    # co-purchase: basket x item incidence, cosine-normalised item x item, top neighbours
-    codes, bidx = np.unique(bkey, return_inverse=True)
-    bi = sp.csr_matrix((np.ones(len(ev)), (bidx, ev.item)), shape=(len(codes), n_items))
-    bi.data[:] = 1.0
-    bi.sum_duplicates()
-    bi.data[:] = 1.0
-    cooc = _item_cooc(bi, neighbours)
-    after = _bought_after(ev, bidx, after_days, n_items, neighbours)
+    cooc, after = _item_graphs(ev, n_items, neighbours, after_days)
     return History(
         t=t, n_users=n_users, n_items=n_items, rep=rep, count=count, last=last, first=first,
         item_pop7=item_distinct(age < 7), item_pop30=item_distinct(age < 30), item_pop_all=pop_all,
@@ -152,42 +145,20 @@ def build_history(
     )
 
 
-def _item_cooc(bi: sp.csr_matrix, k: int, chunk: int = 4096) -> sp.csr_matrix:
-    """Cosine co-occurrence of items over baskets, top ``k`` neighbours per item."""
-    n_items = bi.shape[1]
-    norms = np.sqrt(np.asarray(bi.sum(axis=0)).ravel())
-    norms[norms == 0] = 1.0
-    ib = bi.T.tocsr()
-    blocks = []
-    for s in range(0, n_items, chunk):
-        block = (ib[s : s + chunk] @ bi).tocsr().astype(np.float64)
-        coo = block.tocoo()
-        keep = coo.row + s != coo.col
-        vals = coo.data[keep] / (norms[coo.row[keep] + s] * norms[coo.col[keep]])
-        sub = sp.csr_matrix((vals, (coo.row[keep], coo.col[keep])), shape=block.shape)
-        blocks.append(_top_per_row(sub, k))
-    return sp.vstack(blocks).tocsr() if blocks else sp.csr_matrix((n_items, n_items))
+def _item_graphs(ev: Interactions, n_items: int, neighbours: int, after_days: float):
+    """Co-purchase (cosine-normalised) and bought-after (row-normalised) item x item matrices,
+    from :mod:`hoprec.graph.derived` — the same edges the graph models see."""
+    from hoprec.graph.derived import Baskets, bought_after, co_purchase
 
+    baskets = Baskets.from_interactions(ev, n_items)
 
-def _bought_after(ev: Interactions, bidx: np.ndarray, days: float, n_items: int, k: int) -> sp.csr_matrix:
-    """Directed item -> item counts: a customer's basket with A, then a later basket with B
-    (the customer's next basket, within ``days``)."""
-    df = pd.DataFrame({"u": ev.user, "b": bidx, "t": ev.time})
-    baskets = df.groupby("b").agg(u=("u", "first"), t=("t", "min")).sort_values(["u", "t"])
-    nxt = baskets.groupby("u")["t"].shift(-1)
-    nb = pd.Series(baskets.index, index=baskets.index).groupby(baskets["u"]).shift(-1)
-    ok = nb.notna() & ((nxt - baskets["t"]) <= pd.Timedelta(days=days))
-    pairs_b = pd.DataFrame({"b": baskets.index[ok], "nb": nb[ok].astype(np.int64).to_numpy()})
-    n_b = int(bidx.max()) + 1 if len(bidx) else 0
-    bi = sp.csr_matrix((np.ones(len(ev)), (bidx, ev.item)), shape=(n_b, n_items))
-    bi.data[:] = 1.0
-    step = sp.csr_matrix((np.ones(len(pairs_b)), (pairs_b.b, pairs_b.nb)), shape=(n_b, n_b))
-    trans = (bi.T @ step @ bi).tocsr()
-    trans.setdiag(0.0)
-    trans.eliminate_zeros()
-    row_sum = np.asarray(trans.sum(axis=1)).ravel()
-    trans = sp.diags(1.0 / np.maximum(row_sum, 1.0)) @ trans
-    return _top_per_row(trans.tocsr(), k)
+    def matrix(edges) -> sp.csr_matrix:
+        return sp.csr_matrix((edges.weight.astype(np.float64), (edges.src, edges.dst)), shape=(n_items, n_items))
+
+    cooc = matrix(co_purchase(baskets, top_k=neighbours, normalize=True))
+    after = matrix(bought_after(baskets, window_days=after_days, top_k=neighbours))
+    row_sum = np.asarray(after.sum(axis=1)).ravel()
+    return cooc, (sp.diags(1.0 / np.maximum(row_sum, 1.0)) @ after).tocsr()
 
 
 def candidates(h: History, users: np.ndarray, n_own: int, n_graph: int, n_pop: int, n_new: int):

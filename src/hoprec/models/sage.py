@@ -24,8 +24,8 @@ held out; every ``eval_every`` steps MAP@k on them is measured and the best weig
 customer and product is embedded with the trained weights — products with no interactions get
 their embedding from attributes and links: that is the cold-start path.
 
-Defaults: ``dim=64``, ``layers=2``, ``steps=300``, ``batch_size=2048``, ``lr=0.005``,
-``popularity_negatives=0.5``, ``temperature=0.1``, ``max_nodes_per_type=120_000``,
+Defaults: ``dim=64``, ``layers=2``, ``steps=300``, ``batch_size=2048``, ``lr=0.01``,
+``popularity_negatives=0.0``, ``temperature=0.1``, ``max_nodes_per_type=120_000``,
 ``half_life_days=90``, ``item_neighbours=10``, ``id_dropout=0.5``, ``eval_every=50``, ``patience=3``, ``seed=0``.
 
 A node's id embedding counts only once it is warm (has a purchase before the graph's time); in
@@ -60,9 +60,9 @@ class SAGEConfig(ModelConfig):
     layers: int = Field(default=2, ge=1, le=4)
     steps: int = Field(default=300, ge=1)
     batch_size: int = Field(default=2048, ge=16)
-    lr: float = Field(default=0.005, gt=0)
+    lr: float = Field(default=0.01, gt=0)
     weight_decay: float = 0.0
-    popularity_negatives: float = Field(default=0.5, ge=0, le=1)
+    popularity_negatives: float = Field(default=0.0, ge=0, le=1)  # 0.5 cost 0.03 MAP on CJ
     temperature: float = Field(default=0.1, gt=0)
     id_dropout: float = Field(default=0.5, ge=0, lt=1)  # share of warm nodes trained as cold
     max_nodes_per_type: int = 120_000
