@@ -12,7 +12,7 @@ Training examples come from ``n_windows`` windows before the fitted cutoff, each
 task's horizon: features from the events before the window's start, labels inside it, so the
 model learns exactly the task it is asked (no event at or after the fitted cutoff is used).
 
-Defaults: ``n_windows=2``, ``own=200`` ``graph=50`` ``popular=50`` ``new=20`` candidates per
+Defaults: ``n_windows=4``, ``own=200`` ``graph=50`` ``popular=50`` ``new=20`` candidates per
 customer, ``neighbours=50``, ``n_estimators=300``, ``learning_rate=0.05``, ``num_leaves=63``,
 ``seed=0``.  Items outside a customer's candidates score below every candidate (by popularity).
 """
@@ -32,7 +32,7 @@ from hoprec.models.base import ModelConfig, Recommender
 
 
 class HybridConfig(ModelConfig):
-    n_windows: int = Field(default=2, ge=1)
+    n_windows: int = Field(default=4, ge=1)  # 4 beat 2 on CJ validation (0.2849 vs 0.2803)
     horizon_days: float | None = None  # default: the task's label window
     own: int = 200
     graph: int = 50
