@@ -326,7 +326,8 @@ def _read_entities(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"--entities file not found: {path}")
     text = path.read_text().splitlines()
-    if text and "," in text[0] or (text and text[0].strip() == "entity_id"):
+    has_header = bool(text) and ("," in text[0] or text[0].strip() == "entity_id")
+    if has_header:
         df = pd.read_csv(path)
         if "entity_id" not in df:
             raise ValueError(f"{path}: expected a column named entity_id (got {list(df.columns)})")
