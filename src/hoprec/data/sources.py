@@ -65,6 +65,14 @@ def _select_columns(table: str, where: str, available: list[str], wanted: list[s
     return ", ".join(_quote(c) for c in wanted)
 
 
+def _select(con: duckdb.DuckDBPyConnection, table: str, where: str, relation: str,
+            columns: list[str]) -> pd.DataFrame:
+    """The wanted ``columns`` of ``relation`` (a table name or a parenthesised query)."""
+    available = [d[0] for d in con.execute(f"SELECT * FROM {relation} AS q LIMIT 0").description]
+    cols = _select_columns(table, where, available, columns)
+    return con.execute(f"SELECT {cols} FROM {relation} AS q").df()
+
+
 def read_file_source(schema: Schema, name: str, spec: TableSpec, columns: list[str]) -> pd.DataFrame:
     src = spec.source
     pattern = schema.resolve_path(src.path or "")
@@ -78,9 +86,7 @@ def read_file_source(schema: Schema, name: str, spec: TableSpec, columns: list[s
     try:
         con.execute(f"CREATE VIEW source AS SELECT * FROM {reader}")
         relation = f"({src.query})" if src.query else "source"
-        available = [d[0] for d in con.execute(f"SELECT * FROM {relation} AS q LIMIT 0").description]
-        cols = _select_columns(name, files[0] if len(files) == 1 else pattern, available, columns)
-        return con.execute(f"SELECT {cols} FROM {relation} AS q").df()
+        return _select(con, name, files[0] if len(files) == 1 else pattern, relation, columns)
     except duckdb.Error as e:
         raise SchemaError(f"table {name!r}: cannot read {pattern}: {e}") from None
     finally:
@@ -103,9 +109,7 @@ def read_duckdb_source(schema: Schema, name: str, spec: TableSpec, columns: list
             relation = _quote(src.table)
         else:
             relation = f"({src.query})"
-        available = [d[0] for d in con.execute(f"SELECT * FROM {relation} AS q LIMIT 0").description]
-        cols = _select_columns(name, path, available, columns)
-        return con.execute(f"SELECT {cols} FROM {relation} AS q").df()
+        return _select(con, name, path, relation, columns)
     except duckdb.Error as e:
         raise SchemaError(f"table {name!r}: DuckDB error reading {path}: {e}") from None
     finally:

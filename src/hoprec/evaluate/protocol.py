@@ -134,11 +134,8 @@ def score_split(task: Task, model: Recommender, split: Split, k: int) -> tuple[d
     recs = model.recommend(split.users, k, exclude=excl).items
     per = M.ranking_metrics(recs, split.truth_indptr, split.truth_indices, k)
     overall = M.mean_metrics(per)
-    pos = ds.interactions.select(ds.interactions.positive())
-    buyers = sp.csr_matrix(
-        (np.ones(len(pos), dtype=np.float32), (pos.user, pos.item)), shape=(ds.n_users, ds.n_items)
-    )
-    buyers.data[:] = 1.0
+    buyers = ds.positive_matrix()
+    buyers.data[:] = 1.0  # who bought what, once
     item_pop = np.asarray(buyers.sum(axis=0)).ravel() / max(1, int((buyers.getnnz(axis=1) > 0).sum()))
     overall["coverage"] = M.catalogue_coverage(recs, k, ds.n_items)
     codes = task.diversity_codes(ds)

@@ -110,7 +110,7 @@ class Hybrid(Recommender):
         out = np.empty((len(users), self.n_items), dtype=np.float32)
         out[:] = (self.popularity / max(float(self.popularity.max()), 1e-9) - 2.0)[None, :]
         low = float(s.min()) if len(s) else 0.0
-        row = np.searchsorted(users, u) if np.all(users[:-1] <= users[1:]) else _positions(users, u)
+        row = _positions(users, u)
         out[row, i] = (s - low).astype(np.float32)  # candidates >= 0 > every other item
         return out
 
@@ -148,6 +148,7 @@ class Hybrid(Recommender):
 
 
 def _positions(users: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Row of each ``u`` in ``users`` (``users`` distinct, in any order)."""
     order = np.argsort(users, kind="stable")
     return order[np.searchsorted(users[order], u)]
 
