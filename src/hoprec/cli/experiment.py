@@ -1,186 +1,25 @@
-"""The command line: every stage reachable, nothing else lives here.
-
-Errors a user can fix (schema, query, data) print one clear message and exit with status 2;
-nothing is written unless the command completes.
-"""
+"""``hoprec evaluate``, ``demo``, ``train`` and ``predict``: the offline experiment commands."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-app = typer.Typer(
-    help="hoprec: recommendations learned from a shop's whole relational database.\n\n"
-    "Describe the data once (a schema file), ask a predictive query, evaluate, train, predict.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+from hoprec.cli._common import (
+    DEFAULT_QUERY,
+    AsOfOpt,
+    QueryOpt,
+    SchemaOpt,
+    _friendly,
+    _load,
+    _status,
+    app,
+    console,
+    out,
 )
-schema_app = typer.Typer(help="Draft and check schema files.", no_args_is_help=True)
-datasets_app = typer.Typer(help="Put built-in datasets on disk.", no_args_is_help=True)
-app.add_typer(schema_app, name="schema")
-app.add_typer(datasets_app, name="datasets")
-
-console = Console(stderr=True)
-out = Console()
-if not out.is_terminal:  # piped or captured: wide enough for the leaderboard
-    out = Console(width=200)
-
-DEFAULT_QUERY = (
-    "PREDICT LIST_DISTINCT(transactions.product_id, 0, 30, days) RANK TOP 12 "
-    "FOR EACH households.household_id"
-)
-
-SchemaOpt = Annotated[Path, typer.Option("--schema", "-s", help="Schema YAML file.")]
-QueryOpt = Annotated[str, typer.Option("--query", "-q", help="Predictive query (PQL) or @FILE.")]
-AsOfOpt = Annotated[
-    Optional[str],
-    typer.Option("--as-of", help="Pretend the data ends here: rows at or after it are ignored."),
-]
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from hoprec.data.schema import SchemaError
-    from hoprec.task.pql import PQLError
-    from hoprec.task.task import TaskError
-
-    return (SchemaError, PQLError, TaskError, FileNotFoundError, ValueError, KeyError)
-
-
-@contextlib.contextmanager
-def _friendly() -> Iterator[None]:
-    try:
-        yield
-    except _user_errors() as e:
-        console.print("[bold red]error:[/]", str(e).strip("'\""), highlight=False)
-        raise typer.Exit(2) from None
-
-
-@contextlib.contextmanager
-def _status(message: str, total: int | None = None) -> Iterator[Callable[[str], None]]:
-    """A progress bar (``total`` steps) or spinner with elapsed time.
-
-    Yields ``update(msg)``: each call shows ``msg`` and, with a total, advances one step.  When
-    stderr is not a terminal (CI, pipes), each step is printed as a timestamped line instead.
-    """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    columns = [SpinnerColumn(), TextColumn("{task.description}")]
-    if total:
-        columns += [BarColumn(), MofNCompleteColumn()]
-    with Progress(*columns, TimeElapsedColumn(), console=console, transient=False,
-                  disable=not console.is_terminal) as progress:
-        tid = progress.add_task(message, total=total)
-        if not console.is_terminal:
-            console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
-
-        def update(msg: str) -> None:
-            if not console.is_terminal:
-                console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {msg}")
-            progress.update(tid, description=msg, advance=1 if total else None)
-
-        yield update
-        if total:
-            progress.update(tid, completed=total, description="done")
-
-
-def _read_query(query: str) -> str:
-    if query.startswith("@"):
-        return Path(query[1:]).read_text().strip()
-    return query
-
-
-def _load(schema: Path, query: str, update=None):
-    from hoprec.data.database import load_database
-    from hoprec.data.schema import load_schema
-    from hoprec.task.task import Task
-
-    s = load_schema(schema)
-    task = Task.from_query(s, _read_query(query))  # check the query before reading any data
-    db = load_database(s, progress=(lambda t: update(f"reading {t}")) if update else None)
-    for w in db.warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    return s, task, db
-
-
-# ---------------------------------------------------------------------------------- schema
-@schema_app.command("check")
-def schema_check(file: Annotated[Path, typer.Argument(help="Schema YAML file.")]) -> None:
-    """Validate a schema against its data and summarise every table."""
-    from rich.table import Table
-
-    from hoprec.data.database import load_database
-    from hoprec.data.schema import load_schema
-
-    with _friendly():
-        s = load_schema(file)
-        with _status("reading tables") as update:
-            db = load_database(s, progress=lambda t: update(f"reading {t}"))
-    t = Table(title=f"schema {s.name} ({file})", title_justify="left")
-    for col in ("table", "rows", "primary key", "time column", "from", "to", "foreign keys"):
-        t.add_column(col)
-    for name, df in db.tables.items():
-        spec = s.tables[name]
-        tc = db.time_columns.get(name)
-        lo = str(df[tc].min()) if tc and len(df) else ""
-        hi = str(df[tc].max()) if tc and len(df) else ""
-        fks = ", ".join(f"{c}->{x}" for c, x in spec.foreign_keys.items())
-        t.add_row(name, f"{len(df):,}", spec.primary_key or "", tc or "", lo, hi, fks)
-    out.print(t)
-    for w in db.warnings:
-        out.print(f"[yellow]warning:[/] {w}", highlight=False)
-    out.print(f"[green]ok:[/] {file} is valid ({len(db.warnings)} warning(s))")
-
-
-@schema_app.command("infer")
-def schema_infer(
-    folder: Annotated[Path, typer.Argument(help="Folder of CSV/Parquet files.")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Schema name (default: folder name).")] = None,
-) -> None:
-    """Draft a schema from a folder of files, saying what was guessed, for you to check."""
-    from hoprec.data.infer import infer_schema
-    from hoprec.evaluate.report import atomic_write_text
-
-    with _friendly():
-        text, notes = infer_schema(folder, name=name, relative_to=output.parent if output else None)
-    for n in notes:
-        console.print(f"[cyan]guess:[/] {n}", highlight=False)
-    if output:
-        atomic_write_text(output, text)
-        console.print(f"wrote {output}: check it, then run `hoprec schema check {output}`")
-    else:
-        out.print(text, highlight=False, markup=False)
-
-
-# ---------------------------------------------------------------------------------- datasets
-@datasets_app.command("fetch")
-def datasets_fetch(
-    name: Annotated[str, typer.Argument(help="completejourney")] = "completejourney",
-    force: Annotated[bool, typer.Option(help="Rewrite files that exist.")] = False,
-) -> None:
-    """Write a built-in dataset's tables as Parquet under $HOPREC_DATA_HOME."""
-    from hoprec.data.datasets import export_completejourney
-
-    if name != "completejourney":
-        console.print(f"[red]error:[/] unknown dataset {name!r}; available: completejourney")
-        raise typer.Exit(2)
-    with _status("exporting The Complete Journey"):
-        path = export_completejourney(force=force)
-    out.print(f"{name}: {path}")
 
 
 # ---------------------------------------------------------------------------------- evaluate
@@ -335,11 +174,3 @@ def _read_entities(path: Path):
     else:
         vals = pd.Series([t.strip() for t in text if t.strip()])
     return pd.Index(pd.unique(vals))
-
-
-def main() -> None:  # pragma: no cover
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,3 @@
+from hoprec.cli import main
+
+main()
