@@ -216,6 +216,15 @@ class Recommender(ABC):
     def _similar(self, items: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"model {self.name!r} has no item-to-item similarity")
 
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(user_vectors (n_users, d), item_vectors (n_items, d))`` whose dot product is the
+        model's score, for ANN retrieval; ``None`` for models that do not score by a dot product."""
+        self._check_fitted()
+        return self._embeddings()
+
+    def _embeddings(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return None
+
     def _check_fitted(self) -> None:
         if not self.fitted:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(dataset) first")

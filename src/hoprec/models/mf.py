@@ -78,6 +78,9 @@ class _Factorization(Recommender):
         unit = self.item_factors / np.maximum(norms, 1e-12)[:, None]
         return unit[items] @ unit.T
 
+    def _embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.user_factors, self.item_factors
+
     def _keep(self, model: Any) -> None:
         self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)

@@ -173,6 +173,9 @@ class GraphSAGE(Recommender):
     def _similar(self, items: np.ndarray) -> np.ndarray:
         return self.item_emb[items] @ self.item_emb.T
 
+    def _embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.user_emb, self.item_emb
+
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"user_emb": self.user_emb, "item_emb": self.item_emb}
 
