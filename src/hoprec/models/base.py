@@ -225,6 +225,12 @@ class Recommender(ABC):
     def _embeddings(self) -> tuple[np.ndarray, np.ndarray] | None:
         return None
 
+    def training_log(self) -> list[dict[str, float]]:
+        """The last ``fit``'s training curve, for reports: one dict per logged step with ``step``
+        and any of ``loss`` (training loss) and ``val_map`` (held-out MAP). Models that train by
+        steps append such dicts to ``self.history`` during ``_fit``; others log nothing."""
+        return [dict(row) for row in getattr(self, "history", None) or []]
+
     def _check_fitted(self) -> None:
         if not self.fitted:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(dataset) first")
