@@ -105,13 +105,37 @@ class Source(_Strict):
         return "file" if self.path else ("duckdb" if self.duckdb else "sql")
 
 
+class SessionSpec(_Strict):
+    """How an event table splits into sessions for ``FOR EACH SESSION`` queries (all optional).
+
+    A session is the ``session_column`` value when the table has one, else the ``basket_column``
+    value, else a run of one visitor's events with no pause longer than ``gap_minutes``; the
+    visitor is ``visitor_column`` (default: the table's one foreign key to a non-item table).
+    Sessions shorter than ``min_length`` events and items with fewer than ``min_item_count``
+    training events are dropped, and the counts are reported.  The test cutoff is the first
+    timestamp of rows meeting ``test_when`` (a DuckDB condition marking a shipped test split),
+    else ``test_days`` before the data's end; validation is the last ``test_days`` of training.
+    Training sessions end at least ``split_gap_minutes`` before a cutoff, test sessions start at
+    or after it: no session straddles a split.
+    """
+
+    gap_minutes: float = Field(30.0, gt=0)
+    visitor_column: str | None = None
+    min_length: int = Field(2, ge=1)
+    min_item_count: int = Field(1, ge=1)
+    test_when: str | None = None
+    test_days: float = Field(1.0, gt=0)
+    split_gap_minutes: float = Field(0.0, ge=0)
+
+
 class EventSpec(_Strict):
     """What an event row means for recommendation.
 
     Each row gets a kind: ``kind`` for all rows, or the value of ``kind_column`` (mapped through
     ``kind_values``), or the first ``kind_when`` SQL condition (DuckDB syntax) that holds.
     ``weights`` override :data:`DEFAULT_KIND_WEIGHTS`.  ``quantity_column`` (absolute value) and
-    ``basket_column``/``session_column`` are optional.
+    ``basket_column``/``session_column`` are optional; ``sessions`` (a :class:`SessionSpec`)
+    tunes session queries.
     """
 
     kind: str = "purchase"
@@ -122,6 +146,7 @@ class EventSpec(_Strict):
     quantity_column: str | None = None
     basket_column: str | None = None
     session_column: str | None = None
+    sessions: SessionSpec | None = None  # None: the defaults of SessionSpec
 
     def weight(self, kind: str) -> float:
         if kind in self.weights:
@@ -156,7 +181,9 @@ class TableSpec(_Strict):
                 cols.append(c)
         ev = self.event
         if ev:
-            for c in (ev.kind_column, ev.quantity_column, ev.basket_column, ev.session_column):
+            visitor = ev.sessions.visitor_column if ev.sessions else None
+            for c in (ev.kind_column, ev.quantity_column, ev.basket_column, ev.session_column,
+                      visitor):
                 if c and c not in cols:
                     cols.append(c)
         return cols
@@ -235,6 +262,9 @@ class Schema(_Strict):
     def digest(self) -> str:
         """A stable hash of what the schema says (not where it was loaded from)."""
         payload = self.model_dump(mode="json", exclude={"base_dir"})
+        for t in payload["tables"].values():  # unset session settings leave older digests as they were
+            if t.get("event") and t["event"].get("sessions") is None:
+                t["event"].pop("sessions", None)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def resolve_path(self, path: str) -> str:
