@@ -30,6 +30,9 @@ from hoprec.models.base import Recommender
 from hoprec.models.registry import get_model_class
 from hoprec.task.task import Task, TaskError
 
+#: metric@K curves (kept per model for reports) run over K = 1..max(CURVE_K, task K)
+CURVE_K = 50
+
 
 @dataclass
 class Split:
@@ -120,6 +123,10 @@ class ModelResult:
     validation: list[dict[str, Any]] = field(default_factory=list)
     fit_seconds: float = 0.0
     recommend_seconds: float = 0.0
+    training_log: list[dict[str, float]] = field(default_factory=list)
+    #: per-entity test values, metric@K curves and popularity deciles (see :func:`score_split`);
+    #: not in results.json: ``report.write_results`` keeps them in per_entity.npz beside it
+    arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 def exclusion(task: Task, dataset: Dataset) -> sp.csr_matrix | None:
@@ -127,16 +134,52 @@ def exclusion(task: Task, dataset: Dataset) -> sp.csr_matrix | None:
     return dataset.positive_matrix() if task.schema.recommend.exclude_purchased else None
 
 
-def score_split(task: Task, model: Recommender, split: Split, k: int) -> tuple[dict, dict]:
-    """Test metrics, beyond-accuracy figures and slices for a fitted model on ``split``."""
+def item_popularity(dataset: Dataset) -> np.ndarray:
+    """Share of customers with history who bought each item before the cutoff."""
+    buyers = dataset.positive_matrix()
+    buyers.data[:] = 1.0
+    return np.asarray(buyers.sum(axis=0)).ravel() / max(1, int((buyers.getnnz(axis=1) > 0).sum()))
+
+
+def truth_popularity_deciles(split: Split) -> tuple[np.ndarray, float]:
+    """The data's own popularity profile: the share of the window's (entity, item) truth pairs in
+    each item-popularity decile (items known at the cutoff), and the share of unknown items."""
+    truth = split.truth_indices
+    known = truth[truth < split.n_items]
+    deciles = M.popularity_deciles(known[:, None], 1, item_popularity(split.dataset))
+    return deciles, float(1.0 - len(known) / max(1, len(truth)))
+
+
+def _curves(recs: np.ndarray, split: Split) -> dict[str, np.ndarray]:
+    """Mean ranking metrics and catalogue coverage at every K = 1..recs.shape[1]."""
+    kmax = recs.shape[1]
+    out = {name: np.empty(kmax) for name in (*M.RANKING_METRICS, "coverage")}
+    for kk in range(1, kmax + 1):
+        means = M.mean_metrics(M.ranking_metrics(recs, split.truth_indptr, split.truth_indices, kk))
+        for name in M.RANKING_METRICS:
+            out[name][kk - 1] = means[name]
+        out["coverage"][kk - 1] = M.catalogue_coverage(recs, kk, split.n_items)
+    return {f"curve/{name}": v for name, v in out.items()}
+
+
+def score_split(task: Task, model: Recommender, split: Split, k: int) -> tuple[dict, dict, dict]:
+    """Test metrics, beyond-accuracy figures, slices and per-entity arrays for a fitted model.
+
+    Lists are scored to ``max(k, CURVE_K)`` for the metric@K curves; every headline figure reads
+    the first ``k`` (the same top-k, since lists are sorted with deterministic ties).
+    """
     ds = split.dataset
     excl = exclusion(task, ds)
-    recs = model.recommend(split.users, k, exclude=excl).items
+    long = model.recommend(split.users, min(max(k, CURVE_K), ds.n_items), exclude=excl).items
+    recs = long[:, :k]
     per = M.ranking_metrics(recs, split.truth_indptr, split.truth_indices, k)
     overall = M.mean_metrics(per)
     buyers = ds.positive_matrix()
     buyers.data[:] = 1.0  # who bought what, once
-    item_pop = np.asarray(buyers.sum(axis=0)).ravel() / max(1, int((buyers.getnnz(axis=1) > 0).sum()))
+    item_pop = item_popularity(ds)
+    arrays = {f"test/{name}": v for name, v in per.items()}
+    arrays.update(_curves(long, split))
+    arrays["popularity_deciles"] = M.popularity_deciles(recs, k, item_pop)
     overall["coverage"] = M.catalogue_coverage(recs, k, ds.n_items)
     codes = task.diversity_codes(ds)
     overall["diversity"] = M.intra_list_diversity(recs, k, codes) if codes is not None else float("nan")
@@ -144,7 +187,9 @@ def score_split(task: Task, model: Recommender, split: Split, k: int) -> tuple[d
     slices: dict[str, dict[str, float]] = {}
     sparse_max = task.schema.recommend.sparse_history_max
     mask = split.history_counts <= sparse_max
-    slices[f"sparse (<= {sparse_max} past events)"] = _masked_means(per, mask)
+    name = f"sparse (<= {sparse_max} past events)"
+    slices[name] = _masked_means(per, mask)
+    arrays.update({f"slice/{name}/{m}": np.where(mask, per[m], np.nan) for m in ("map", "recall")})
     # repeat vs new-to-entity truth items
     rows = np.repeat(split.users, np.diff(split.truth_indptr))
     known_item = split.truth_indices < ds.n_items
@@ -163,14 +208,15 @@ def score_split(task: Task, model: Recommender, split: Split, k: int) -> tuple[d
         slices[label] = {"recall": float(np.nanmean(sub["recall"])) if (np.diff(ip) > 0).any() else float("nan"),
                          "hit_rate": float(np.nanmean(sub["hit_rate"])) if (np.diff(ip) > 0).any() else float("nan"),
                          "n": int((np.diff(ip) > 0).sum()), "truth_items": int(keep.sum())}
+        arrays.update({f"slice/{label}/{m}": sub[m] for m in ("recall", "hit_rate")})
     if len(split.cold_users):
         crecs = model.recommend(split.cold_users, k).items
-        slices["cold entities (labels, no history)"] = M.mean_metrics(
-            M.ranking_metrics(crecs, split.cold_indptr, split.cold_indices, k)
-        )
+        cper = M.ranking_metrics(crecs, split.cold_indptr, split.cold_indices, k)
+        slices["cold entities (labels, no history)"] = M.mean_metrics(cper)
+        arrays.update({f"slice/cold entities (labels, no history)/{m}": cper[m] for m in ("map", "recall")})
     else:
         slices["cold entities (labels, no history)"] = {"n": 0}
-    return overall, slices
+    return overall, slices, arrays
 
 
 def _masked_means(per: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, float]:
@@ -200,8 +246,9 @@ def tune_and_test(
     model = cls(**best).fit(test.dataset)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    overall, slices = score_split(task, model, test, k)
-    return ModelResult(name, best, overall, slices, tried, fit_s, time.perf_counter() - t0)
+    overall, slices, arrays = score_split(task, model, test, k)
+    return ModelResult(name, best, overall, slices, tried, fit_s, time.perf_counter() - t0,
+                       training_log=model.training_log(), arrays=arrays)
 
 
 @dataclass
@@ -213,11 +260,15 @@ class EvaluationResult:
     cutoffs: dict[str, str]
     split_stats: dict[str, dict[str, Any]]
     results: list[ModelResult]
+    #: split-level arrays for reports (the test window's own popularity profile); not in JSON
+    arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
+        """Everything but the arrays, as plain JSON-ready values."""
+        from dataclasses import asdict, replace
 
-        return asdict(self)
+        return asdict(replace(self, arrays={}, results=[replace(r, arrays={}) for r in self.results]),
+                      dict_factory=lambda kv: {k: v for k, v in kv if k != "arrays"})
 
 
 def split_stats(split: Split) -> dict[str, Any]:
@@ -247,10 +298,12 @@ def evaluate(
     results = [
         tune_and_test(task, name, val, test, k, (grids or {}).get(name), progress) for name in models
     ]
+    deciles, unseen = truth_popularity_deciles(test)
     return EvaluationResult(
         query=str(task.query), schema=task.schema.name, schema_digest=task.schema.digest(), k=k,
         cutoffs={"validation": str(cut["val"]), "test": str(cut["test"]),
                  "window": str(task.window[1] - task.window[0])},
         split_stats={"validation": split_stats(val), "test": split_stats(test)},
         results=results,
+        arrays={"data/truth_popularity_deciles": deciles, "data/truth_unknown_share": np.array(unseen)},
     )

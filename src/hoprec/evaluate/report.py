@@ -1,4 +1,9 @@
-"""Leaderboards as text: a rich table for the terminal, JSON and Markdown files (atomic writes)."""
+"""Leaderboards as text: a rich table for the terminal, JSON and Markdown files (atomic writes).
+
+Beside ``results.json``, ``per_entity.npz`` keeps the arrays behind the figures (per-entity test
+values, metric@K curves, popularity deciles; keys ``"<i>/<name>"`` for the i-th model and
+``"data/<name>"`` for the split) so reports can draw intervals; :func:`read_results` reads both.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hoprec.evaluate.protocol import EvaluationResult
+import numpy as np
+
+from hoprec.evaluate.protocol import EvaluationResult, ModelResult
+
+ARRAYS_FILE = "per_entity.npz"
 
 COLUMNS: list[tuple[str, str]] = [
     ("map", "MAP@{k}"), ("recall", "Recall@{k}"), ("precision", "Prec@{k}"), ("ndcg", "NDCG@{k}"),
@@ -100,7 +109,48 @@ def write_results(result: EvaluationResult, out_dir: str | Path) -> tuple[Path, 
     jpath, mpath = out / "results.json", out / "leaderboard.md"
     atomic_write_text(jpath, json.dumps(result.to_dict(), indent=2, default=str))
     atomic_write_text(mpath, to_markdown(result))
+    arrays = {f"{i}/{key}": v for i, r in enumerate(result.results) for key, v in r.arrays.items()}
+    arrays.update(result.arrays)
+    if arrays:
+        arrays["models"] = np.array([r.model for r in result.results])
+        fd, tmp = tempfile.mkstemp(prefix=f".{ARRAYS_FILE}.", suffix=".npz", dir=out)
+        os.close(fd)
+        try:
+            np.savez_compressed(tmp, **arrays)
+            os.replace(tmp, out / ARRAYS_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    else:  # never leave arrays of an earlier run beside these results
+        (out / ARRAYS_FILE).unlink(missing_ok=True)
     return jpath, mpath
+
+
+def read_results(results_dir: str | Path) -> EvaluationResult:
+    """Read ``results.json`` (and ``per_entity.npz`` when present) written by :func:`write_results`."""
+    folder = Path(results_dir)
+    jpath = folder / "results.json"
+    if not jpath.is_file():
+        raise FileNotFoundError(f"no results.json in {folder}: write one with `hoprec evaluate -o {folder}`")
+    try:
+        data = json.loads(jpath.read_text())
+        results = [ModelResult(**r) for r in data.pop("results")]
+        result = EvaluationResult(**data, results=results)
+    except (json.JSONDecodeError, TypeError, KeyError) as e:
+        raise ValueError(f"{jpath} is not a hoprec results file: {e}") from None
+    apath = folder / ARRAYS_FILE
+    if apath.is_file():
+        with np.load(apath, allow_pickle=False) as z:
+            names = [str(m) for m in z["models"]] if "models" in z.files else []
+            if names != [r.model for r in results]:
+                raise ValueError(f"{apath} does not match {jpath} (models {names}): rerun the evaluation")
+            for key in z.files:
+                head, _, name = key.partition("/")
+                if head == "data":
+                    result.arrays[key] = z[key]
+                elif head.isdigit():
+                    results[int(head)].arrays[name] = z[key]
+    return result
 
 
 def print_leaderboard(result: EvaluationResult, console: Any = None) -> None:
