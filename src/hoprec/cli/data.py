@@ -75,3 +75,23 @@ def datasets_fetch(
     with _status("exporting The Complete Journey"):
         path = export_completejourney(force=force)
     out.print(f"{name}: {path}")
+
+
+@datasets_app.command("generate")
+def datasets_generate(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write the shop into.")],
+    scale: Annotated[float, typer.Option(help="1 = about 1.5M lines (2,500 customers, 20,000 "
+                                         "products); 10 = 15M; 100 = 150M.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Same scale and seed: identical files.")] = 0,
+) -> None:
+    """Generate a realistic shop (customers, product tree, baskets over a year) as Parquet + schema."""
+    from hoprec.data.generate import QUERY, generate_shop, shop_sizes
+
+    with _friendly():
+        sizes = shop_sizes(scale)
+        console.print(f"{sizes.customers:,} customers, {sizes.products:,} products, "
+                      f"about {sizes.lines_expected:,} lines", highlight=False)
+        with _status("generating", total=-(-sizes.customers // 2_000)) as update:
+            path = generate_shop(output, scale=scale, seed=seed,
+                                 progress=lambda d, t, n: update(f"{d:,}/{t:,} customers, {n:,} lines"))
+    out.print(f"schema: {path}\nquery:  {QUERY}", highlight=False)
