@@ -225,6 +225,24 @@ class Recommender(ABC):
     def _embeddings(self) -> tuple[np.ndarray, np.ndarray] | None:
         return None
 
+    def score_history(
+        self, items: np.ndarray, times: np.ndarray, weights: np.ndarray, user: int | None = None,
+    ) -> np.ndarray | None:
+        """Fold-in: scores ``(n_items,)`` for a user whose whole history is these events (internal
+        item ids, UTC ns times, kind weights; ``user`` is the internal id if the model knows it),
+        without refitting; ``None`` when the model cannot (the service then blends its own
+        history signals into the fitted scores)."""
+        self._check_fitted()
+        return self._score_history(
+            np.asarray(items, np.int64), np.asarray(times, np.int64),
+            np.asarray(weights, np.float32), user,
+        )
+
+    def _score_history(
+        self, items: np.ndarray, times: np.ndarray, weights: np.ndarray, user: int | None,
+    ) -> np.ndarray | None:
+        return None
+
     def training_log(self) -> list[dict[str, float]]:
         """The last ``fit``'s training curve, for reports: one dict per logged step with ``step``
         and any of ``loss`` (training loss) and ``val_map`` (held-out MAP). Models that train by
