@@ -23,7 +23,8 @@ from hoprec.cli._common import (
 
 
 # ---------------------------------------------------------------------------------- evaluate
-def _run_evaluate(schema: Path, query: str, models: str, k: Optional[int], output: Optional[Path]):
+def _run_evaluate(schema: Path, query: str, models: str, k: Optional[int], output: Optional[Path],
+                  report: Optional[Path] = None):
     from hoprec.evaluate.protocol import evaluate
     from hoprec.evaluate.report import print_leaderboard, write_results
     from hoprec.models.registry import BASELINES, get_model_class
@@ -39,6 +40,10 @@ def _run_evaluate(schema: Path, query: str, models: str, k: Optional[int], outpu
         if output:
             jpath, mpath = write_results(result, output)
             console.print(f"wrote {jpath} and {mpath}")
+        if report:
+            from hoprec.cli.report import write_report_with_progress
+
+            console.print(f"wrote {write_report_with_progress(result, report)}")
     return result
 
 
@@ -49,9 +54,10 @@ def evaluate(
     models: Annotated[str, typer.Option("--models", "-m", help="Comma-separated model names (default: all baselines).")] = "",
     k: Annotated[Optional[int], typer.Option(help="Cut-off K (default: the query's RANK TOP).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for results.json and leaderboard.md.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write the HTML report with figures (`hoprec report`) to this folder.")] = None,
 ) -> None:
     """Temporal evaluation: tune on validation, report test figures for every model."""
-    _run_evaluate(schema, query, models, k, output)
+    _run_evaluate(schema, query, models, k, output, report)
 
 
 @app.command()

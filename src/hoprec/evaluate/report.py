@@ -27,6 +27,9 @@ COLUMNS: list[tuple[str, str]] = [
 ]
 
 
+_FILE_MODE = 0o644  # what open() would give under the usual umask 022
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` so readers see the old file or the new one, never half."""
     path = Path(path)
@@ -35,6 +38,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; outputs are ordinary files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -117,6 +121,7 @@ def write_results(result: EvaluationResult, out_dir: str | Path) -> tuple[Path, 
         os.close(fd)
         try:
             np.savez_compressed(tmp, **arrays)
+            os.chmod(tmp, _FILE_MODE)
             os.replace(tmp, out / ARRAYS_FILE)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
