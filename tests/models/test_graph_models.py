@@ -14,7 +14,10 @@ from hoprec.models.registry import available_models, create_model, get_model_cla
 from hoprec.task.task import Task
 
 GRAPH_MODELS = [n for n in available_models() if get_model_class(n).needs_relational]
-FAST = {"sage": {"steps": 40, "batch_size": 256, "dim": 16, "eval_every": 20}}
+FAST = {
+    "sage": {"steps": 40, "batch_size": 256, "dim": 16, "eval_every": 20},
+    "lightgcn": {"steps": 40, "batch_size": 256, "dim": 16, "eval_every": 20, "negatives": 64},
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +55,12 @@ def test_needs_the_relational_snapshot(name, shop_dataset):
         create_model(name, **FAST.get(name, {})).fit(replace(shop_dataset, db=None))
 
 
-def test_cold_product_reaches_the_customers_its_attributes_point_to(tmp_path):
+@pytest.mark.parametrize("name,params", [
+    ("sage", {"steps": 300, "batch_size": 512, "dim": 32, "eval_every": 50, "patience": 10, "id_dropout": 0.8}),
+    ("lightgcn", {"steps": 300, "batch_size": 512, "dim": 32, "eval_every": 50, "patience": 10,
+                  "id_dropout": 0.5, "negatives": 256}),
+])
+def test_cold_product_reaches_the_customers_its_attributes_point_to(tmp_path, name, params):
     """A product with attributes and no interactions is ranked higher for the customers of its
     category than for everybody else: the attribute path works."""
     schema_path = make_fake_shop(tmp_path / "shop", n_customers=80)
@@ -64,8 +72,7 @@ def test_cold_product_reaches_the_customers_its_attributes_point_to(tmp_path):
     db = load_database(schema)
     task = Task.from_query(schema, QUERY)
     ds = task.build_dataset(db.snapshot(task.cutoffs(db)["test"]))
-    model = create_model("sage", steps=300, batch_size=512, dim=32, eval_every=50, patience=10,
-                         id_dropout=0.8)
+    model = create_model(name, **params)
     model.fit(ds)
     cold = int(ds.items.to_internal([999])[0])
     assert ds.positive_matrix()[:, cold].nnz == 0

@@ -261,7 +261,8 @@ class Recommender(ABC):
         """Restore what ``_get_state`` returned; models with no learned arrays keep this."""
 
     def save(self, path: str | Path) -> None:
-        """Write ``config.json`` and ``state.npz`` to the folder ``path`` (atomically replaced)."""
+        """Write ``config.json`` and the learned arrays to the folder ``path`` (atomically
+        replaced): numeric arrays as ``state.safetensors``, text arrays in ``state.json``."""
         self._check_fitted()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -273,7 +274,7 @@ class Recommender(ABC):
                 "_has_history": self.has_history, "_popularity": self.popularity,
                 **self._get_state(),
             }
-            np.savez(tmp / "state.npz", **state)
+            write_state(tmp, state)
             if path.exists():
                 shutil.rmtree(path)
             os.replace(tmp, path)
@@ -293,10 +294,47 @@ class Recommender(ABC):
         else:
             model_cls = cls
         model = model_cls.from_config(config)
-        with np.load(path / "state.npz", allow_pickle=False) as z:
-            state = {key: z[key] for key in z.files}
+        state = read_state(path)
         model.n_users, model.n_items = int(state.pop("_n_users")), int(state.pop("_n_items"))
         model.has_history, model.popularity = state.pop("_has_history"), state.pop("_popularity")
         model._set_state(state)
         model.fitted = True
         return model
+
+
+def write_state(folder: Path, state: dict[str, np.ndarray]) -> None:
+    """Numeric arrays to ``folder/state.safetensors``; text arrays to ``folder/state.json``."""
+    from safetensors.numpy import save_file
+
+    numeric, text = {}, {}
+    for key, value in state.items():
+        arr = np.asarray(value)
+        if arr.dtype.kind in "biuf" and arr.ndim == 0:  # safetensors has no 0-d arrays
+            text[key] = {"scalar": arr.item(), "dtype": arr.dtype.str}
+        elif arr.dtype.kind in "biuf":
+            numeric[key] = np.ascontiguousarray(arr)
+        elif arr.dtype.kind in "US":
+            text[key] = {"shape": list(arr.shape), "values": arr.astype(str).ravel().tolist()}
+        else:
+            raise TypeError(f"state array {key!r} has dtype {arr.dtype}: only numbers and text are saved")
+    save_file(numeric, str(folder / "state.safetensors"))
+    (folder / "state.json").write_text(json.dumps(text))
+
+
+def read_state(folder: Path) -> dict[str, np.ndarray]:
+    """What :func:`write_state` wrote (or a ``state.npz`` of models saved before safetensors)."""
+    if not (folder / "state.safetensors").exists():
+        if (folder / "state.npz").exists():
+            with np.load(folder / "state.npz", allow_pickle=False) as z:
+                return {key: z[key] for key in z.files}
+        raise FileNotFoundError(f"{folder}: no state.safetensors — not a saved hoprec model")
+    from safetensors.numpy import load_file
+
+    state = dict(load_file(str(folder / "state.safetensors")))
+    text = json.loads((folder / "state.json").read_text()) if (folder / "state.json").exists() else {}
+    for key, value in text.items():
+        if "scalar" in value:
+            state[key] = np.array(value["scalar"], dtype=np.dtype(value["dtype"]))
+        else:
+            state[key] = np.array(value["values"], dtype=np.str_).reshape(value["shape"])
+    return state

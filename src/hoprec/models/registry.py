@@ -15,6 +15,7 @@ _MODELS: dict[str, str] = {
     "bpr": "hoprec.models.mf:BPR",
     "hybrid": "hoprec.models.hybrid:Hybrid",
     "sage": "hoprec.models.sage:GraphSAGE",
+    "lightgcn": "hoprec.models.lightgcn:LightGCN",
 }
 
 #: the baselines every learned model must beat, in leaderboard order

@@ -4,7 +4,7 @@ Layout (written to a temporary folder, then renamed into place, so a crash leave
 
     MODEL_DIR/
       manifest.json    model name and config, query, schema name and digest, as_of, versions
-      model/           the model's own save() output (config.json, state.npz)
+      model/           the model's own save() output (config.json, state.safetensors, state.json)
       users.parquet    internal -> external entity ids
       items.parquet    internal -> external item ids
 """
