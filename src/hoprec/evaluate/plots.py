@@ -259,6 +259,9 @@ def slices_figure(result: EvaluationResult, path: Path, n_boot: int = 1000) -> F
         else:
             means = np.nan_to_num([s[0] for s in stats])
             ax.bar(x, means, yerr=_errorbar(stats), color=colors, capsize=3)
+            ax.set_ylim(bottom=0, top=None if means.max() > 0 else 1)
+            if means.max() == 0:
+                ax.text(0.5, 0.5, "0 for every model", ha="center", transform=ax.transAxes)
         ax.set_xticks(x, [r.model for r in result.results], rotation=45, ha="right", fontsize=8)
         ax.set_xlim(-0.6, len(x) - 0.4)
         ax.set_ylabel(f"{LABELS[metric]}@{result.k}")
