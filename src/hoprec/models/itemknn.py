@@ -92,6 +92,18 @@ class ItemKNN(Recommender):
     def _similar(self, items: np.ndarray) -> np.ndarray:
         return self.similarity[items].toarray()
 
+    def _score_history(self, items, times, weights, user) -> np.ndarray:
+        """Fold-in: ``x @ S`` with ``x`` built from the given events as in ``_fit`` (the decay
+        measured from the latest event: a common factor, so the ranking is the same)."""
+        cfg: ItemKNNConfig = self.config  # type: ignore[assignment]
+        pos = weights > 0
+        values = weights[pos].astype(np.float64)
+        if cfg.half_life_days is not None and pos.any():
+            t = times[pos]
+            values = values * np.exp2(-(t.max() - t) / (86_400e9 * cfg.half_life_days))
+        x = np.bincount(items[pos], weights=values, minlength=self.n_items).astype(np.float32)
+        return np.asarray(self.similarity.T @ x, dtype=np.float32).ravel()
+
     def _get_state(self) -> dict[str, np.ndarray]:
         state = {}
         for prefix, m in (("sim", self.similarity), ("x", self.user_items)):

@@ -128,6 +128,25 @@ class ALS(_Factorization):
             model.fit(confidence, show_progress=False)
         self._keep(model)
 
+    def _score_history(self, items, times, weights, user) -> np.ndarray:
+        """Fold-in: the user's factors re-solved by least squares against the fixed item factors
+        (the ALS user step, as implicit's ``recalculate_user``)::
+
+            U_u = (V^T V + V^T (C_u - I) V + regularization I)^-1 V^T C_u p_u
+        """
+        cfg: ALSConfig = self.config  # type: ignore[assignment]
+        v = self.item_factors.astype(np.float64)
+        pos = weights > 0
+        w = np.bincount(items[pos], weights=weights[pos].astype(np.float64), minlength=self.n_items)
+        seen = np.flatnonzero(w > 0)
+        c = 1.0 + cfg.alpha * w[seen]
+        vs = v[seen]
+        if not hasattr(self, "_gram"):
+            self._gram = v.T @ v
+        a = self._gram + (vs.T * (c - 1.0)) @ vs + cfg.regularization * np.eye(v.shape[1])
+        u = np.linalg.solve(a, vs.T @ c)
+        return (self.item_factors @ u.astype(np.float32)).astype(np.float32)
+
 
 class BPR(_Factorization):
     """Bayesian personalised ranking by stochastic gradient descent."""

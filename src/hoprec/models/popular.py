@@ -71,6 +71,9 @@ class Popular(Recommender):
     def _score(self, users: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.scores, (len(users), self.n_items))
 
+    def _score_history(self, items, times, weights, user) -> np.ndarray:
+        return self.scores.copy()  # the same list for everyone, whatever the history
+
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"scores": self.scores}
 

@@ -96,6 +96,28 @@ class RepeatPurchase(Recommender):
         scores[rows, sub.indices] = sub.data
         return scores
 
+    def _score_history(self, items, times, weights, user) -> np.ndarray:
+        """Fold-in: the repeat score of each item in the history (positive events only), encoded
+        as ``1 + log2 r - min log2 r`` within this user, then the popular fill: the same order as
+        a refit would give this user, without a refit."""
+        cfg: RepeatConfig = self.config  # type: ignore[assignment]
+        scores = self.fill.copy()
+        pos = weights > 0
+        if not pos.any():
+            return scores
+        items, times, w = items[pos], times[pos], weights[pos].astype(np.float64)
+        x = -(times.max() - times) / (86_400e9 * cfg.half_life_days)  # log2 of the decay
+        if cfg.use_weight:
+            x = x + np.log2(w)
+        uniq, inv = np.unique(items, return_inverse=True)
+        peak = np.full(len(uniq), -np.inf)
+        np.maximum.at(peak, inv, x)
+        total = np.zeros(len(uniq))
+        np.add.at(total, inv, np.exp2(x - peak[inv]))
+        log_r = peak + np.log2(total)
+        scores[uniq] = (1.0 + log_r - log_r.min()).astype(np.float32)
+        return scores
+
     def _get_state(self) -> dict[str, np.ndarray]:
         return {
             "own_indptr": self.own.indptr,

@@ -1,0 +1,424 @@
+"""The HTTP service: thin FastAPI routers over :class:`~hoprec.serve.recommender.RecommendationService`.
+
+``create_app(settings, extra_routers=[...])`` builds the app; the model directory is loaded once,
+in the lifespan, and ``/health/ready`` answers 200 only after that.  A page or API of another
+stage mounts itself through ``extra_routers`` (``hoprec.serve.ui.router`` is included when that
+module exists).
+
+Several uvicorn workers stay consistent through the event store: each request first applies what
+other workers stored (``PRAGMA data_version`` says whether there is anything), and a reload writes
+the new model directory to the store so every worker swaps within ``reload_poll_s``.  A reload
+builds the new service beside the old one and swaps a reference: requests in flight finish on the
+old model, none fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+
+from hoprec.compat import require
+
+require("fastapi", "serve")
+require("prometheus_client", "serve")
+
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request  # noqa: E402
+from fastapi.exceptions import RequestValidationError  # noqa: E402
+from fastapi.responses import Response  # noqa: E402
+from prometheus_client import (  # noqa: E402
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from hoprec.serve import schemas as S  # noqa: E402
+from hoprec.serve.events import Event, SQLiteEventStore  # noqa: E402
+from hoprec.serve.recommender import Answer, Options, RecommendationService, ServiceConfig  # noqa: E402
+from hoprec.serve.rerank import Filters  # noqa: E402
+from hoprec.serve.settings import Settings, get_settings  # noqa: E402
+
+GENERATION = "model_generation"
+
+
+class Metrics:
+    """Prometheus metrics of one app (own registry, so tests can run several apps)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("hoprec_requests", "HTTP requests", ["route", "status"], registry=r)
+        self.latency = Histogram(
+            "hoprec_request_seconds", "Request latency", ["route"], registry=r,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.cache = Counter("hoprec_cache", "Per-user score cache lookups", ["result"], registry=r)
+        self.sources = Counter("hoprec_served", "Answers by what served them (fallbacks)", ["source"], registry=r)
+        self.events = Counter("hoprec_events", "Events stored", registry=r)
+        self.reloads = Counter("hoprec_reloads", "Model reloads", ["result"], registry=r)
+        self.model = Gauge("hoprec_model_info", "The model being served", ["model", "version", "as_of"], registry=r)
+
+    def answered(self, ans: Answer) -> None:
+        self.cache.labels("hit" if ans.cached else "miss").inc()
+        self.sources.labels(ans.source).inc()
+
+
+class ServiceHolder:
+    """The current service, the event store, and the reload machinery of one worker."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.service: RecommendationService | None = None
+        self.store: SQLiteEventStore | None = None
+        self.model_dir: Path | None = None
+        self.generation: str | None = None
+        self.reloading: asyncio.Task | None = None
+        self._polled = 0.0
+
+    def config(self) -> ServiceConfig:
+        s = self.settings
+        cols = {"category": s.category_column, "brand": s.brand_column, "price": s.price_column,
+                "available": s.available_column, "title": s.title_column}
+        return ServiceConfig(s.overfetch, s.exact_max_items, s.mmr_lambda, s.cache_size, cols)
+
+    def build(self, model_dir: Path) -> RecommendationService:
+        svc = RecommendationService.from_model_dir(model_dir, self.config(), self.settings.schema_path)
+        svc.sync(self.store, force=True)
+        return svc
+
+    def _swap(self, svc: RecommendationService, model_dir: Path) -> None:
+        svc.sync(self.store, force=True)  # events stored while it was being built
+        old, self.service, self.model_dir = self.service, svc, model_dir
+        if old is not None:
+            self.metrics.model.remove(old.model.name, old.model_version, str(old.data.as_of))
+        self.metrics.model.labels(svc.model.name, svc.model_version, str(svc.data.as_of)).set(1)
+
+    async def start(self) -> None:
+        s = self.settings
+        if s.model_dir is None:
+            raise ValueError("no model directory: set HOPREC_MODEL_DIR or pass MODEL_DIR")
+        self.store = SQLiteEventStore(s.resolved_events_path())
+        model_dir = Path(s.model_dir).resolve()
+        gen = self.store.get_meta(GENERATION)
+        if gen:  # a reload from this same start directory outlives restarts
+            g = json.loads(gen)
+            if g.get("base") == str(model_dir) and Path(g["model_dir"]).is_dir():
+                model_dir = Path(g["model_dir"])
+            self.generation = g["id"]
+        svc = await asyncio.to_thread(self.build, model_dir)
+        self._swap(svc, model_dir)
+
+    def current(self) -> RecommendationService:
+        """The service to answer with, after applying what other workers stored."""
+        svc = self.service
+        if svc is None:
+            raise HTTPException(503, "the model is still loading")
+        svc.sync(self.store)
+        now = time.monotonic()
+        if now - self._polled > self.settings.reload_poll_s and self.reloading is None:
+            self._polled = now
+            gen = self.store.get_meta(GENERATION)
+            if gen and json.loads(gen)["id"] != self.generation:
+                g = json.loads(gen)
+                self.reloading = asyncio.get_running_loop().create_task(
+                    self.reload(Path(g["model_dir"]), announce=False, generation=g["id"]))
+        return svc
+
+    async def reload(self, model_dir: Path | None = None, announce: bool = True,
+                     generation: str | None = None) -> RecommendationService:
+        model_dir = Path(model_dir or self.model_dir).resolve()
+        try:
+            svc = await asyncio.to_thread(self.build, model_dir)
+        except Exception:
+            self.metrics.reloads.labels("failed").inc()
+            raise
+        finally:
+            self.reloading = None
+        self._swap(svc, model_dir)
+        self.generation = generation or uuid.uuid4().hex
+        if announce:
+            self.store.set_meta(GENERATION, json.dumps({
+                "id": self.generation, "model_dir": str(model_dir),
+                "base": str(Path(self.settings.model_dir).resolve()),
+            }))
+        self.metrics.reloads.labels("ok").inc()
+        return svc
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _holder(request: Request) -> ServiceHolder:
+    return request.app.state.holder
+
+
+Holder = Annotated[ServiceHolder, Depends(_holder)]
+
+
+def _options(svc: RecommendationService, body: S._Options) -> tuple[Options, list]:
+    f = body.filters
+    notes: list = []
+    filters = Filters()
+    if f is not None:
+        excl, _ = svc.item_internal(f.exclude_item_ids)
+        allow = None
+        if f.allow_item_ids is not None:
+            allow, unknown = svc.item_internal(f.allow_item_ids)
+            if unknown:
+                notes.append(f"filters.allow_item_ids: unknown items ignored: {unknown[:10]}")
+            allow = tuple(allow.tolist())
+        filters = Filters(
+            tuple(f.categories) if f.categories is not None else None,
+            tuple(f.brands) if f.brands is not None else None,
+            f.price_min, f.price_max, f.available_only, tuple(excl.tolist()), allow,
+        )
+    div = body.diversity
+    lam = div.lambda_ if isinstance(div, S.DiversityIn) else None
+    cap = div.max_per_category if isinstance(div, S.DiversityIn) else None
+    on = bool(div) if isinstance(div, bool) else True
+    return Options(body.k, filters, body.exclude_purchased, on, lam, cap, body.explain), notes
+
+
+def _out(ans: Answer, svc: RecommendationService, user_id: Any = None, notes: list | None = None) -> dict:
+    items = [{"item_id": i, "score": s} for i, s in zip(ans.items, ans.scores)]
+    if ans.reasons is not None:
+        for it, r in zip(items, ans.reasons):
+            it["reasons"] = r
+    msg = "; ".join([m for m in [ans.message, *(notes or [])] if m]) or None
+    return {"user_id": user_id, "items": items, "source": ans.source, "user_known": ans.user_known,
+            "message": msg, "folded_events": ans.folded_events, "model_version": svc.model_version}
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(json.dumps(payload, separators=(",", ":")), status, media_type="application/json")
+
+
+def _check_key(holder: ServiceHolder, x_api_key: str | None, authorization: str | None) -> None:
+    key = holder.settings.api_key
+    given = x_api_key or (authorization[7:] if authorization and authorization.startswith("Bearer ") else None)
+    if not key:
+        raise HTTPException(401, "admin routes are disabled: set HOPREC_API_KEY on the server")
+    if not given or not secrets.compare_digest(given.encode(), key.encode()):
+        raise HTTPException(401, "admin routes need the API key (header X-API-Key or Authorization: Bearer)")
+
+
+# ---------------------------------------------------------------------------------- routers
+health = APIRouter(prefix="/health", tags=["health"])
+recs = APIRouter(tags=["recommend"])
+admin = APIRouter(prefix="/admin", tags=["admin"])
+ops = APIRouter(tags=["ops"])
+
+
+@health.get("/live")
+async def live() -> dict:
+    return {"status": "live"}
+
+
+@health.get("/ready")
+async def ready(holder: Holder) -> Response:
+    svc = holder.service
+    if svc is None:
+        return _json({"status": "loading"}, 503)
+    return _json({"status": "ready", **svc.describe()})
+
+
+@recs.post("/recommend", response_model=S.RecommendOut)
+async def recommend(body: S.RecommendIn, holder: Holder) -> Response:
+    svc = holder.current()
+    opts, notes = _options(svc, body)
+    ans = svc.recommend(body.user_id, opts, body.item_ids)
+    holder.metrics.answered(ans)
+    return _json(_out(ans, svc, body.user_id, notes))
+
+
+@recs.post("/recommend/session", response_model=S.RecommendOut)
+async def recommend_session(body: S.SessionIn, holder: Holder) -> Response:
+    svc = holder.current()
+    opts, notes = _options(svc, body)
+    ans = svc.recommend_session(body.item_ids, opts)
+    holder.metrics.answered(ans)
+    return _json(_out(ans, svc, None, notes))
+
+
+@recs.post("/recommend/batch")
+async def recommend_batch(body: S.BatchIn, holder: Holder) -> Response:
+    if len(body.user_ids) > holder.settings.max_batch:
+        raise HTTPException(422, f"user_ids: at most {holder.settings.max_batch} users per call")
+    svc = holder.current()
+    opts, notes = _options(svc, body)
+    results = []
+    for uid in body.user_ids:
+        ans = svc.recommend(uid, opts)
+        holder.metrics.answered(ans)
+        results.append(_out(ans, svc, uid, notes))
+    return _json({"results": results, "model_version": svc.model_version})
+
+
+@recs.get("/items/{item_id}/similar", response_model=S.RecommendOut)
+async def similar(
+    item_id: str, holder: Holder,
+    kind: Annotated[str, Query(pattern="^(similar|complementary)$")] = "similar",
+    k: Annotated[int, Query(ge=1, le=1000)] = 12,
+) -> Response:
+    svc = holder.current()
+    try:
+        ans = svc.similar(item_id, kind, Options(k=k))
+    except KeyError as e:
+        raise HTTPException(404, str(e).strip("'\"")) from None
+    holder.metrics.answered(ans)
+    return _json(_out(ans, svc))
+
+
+@recs.post("/events")
+async def events(body: S.EventsIn, holder: Holder) -> Response:
+    svc = holder.current()
+    now = pd.Timestamp.now(tz="UTC")
+    evs = []
+    for n, e in enumerate(body.events):
+        try:
+            t = pd.Timestamp(e.time) if e.time else now
+        except ValueError:
+            raise HTTPException(422, f"events[{n}].time: not an ISO 8601 time: {e.time!r}") from None
+        t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+        evs.append(Event(str(e.user_id), str(e.item_id), e.kind, t.value, e.quantity))
+    seqs = await asyncio.to_thread(holder.store.append, evs)  # durable before we answer
+    holder.metrics.events.inc(len(evs))
+    svc = holder.service
+    svc.sync(holder.store, force=True)  # the user's next /recommend reflects them
+    applied = [str(e.item_id).strip() in svc.item_lookup and ev.time_ns >= svc.as_of_ns
+               for e, ev in zip(body.events, evs)]
+    return _json({"stored": len(seqs), "seqs": seqs, "applied": applied})
+
+
+@admin.post("/reload")
+async def reload(
+    holder: Holder, body: S.ReloadIn | None = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    _check_key(holder, x_api_key, authorization)
+    target = Path(body.model_dir) if body and body.model_dir else None
+    if target is not None and not (target / "manifest.json").is_file():
+        raise HTTPException(422, f"model_dir: {target} is not a hoprec model directory (no manifest.json)")
+    t0 = time.perf_counter()
+    svc = await holder.reload(target)
+    return _json({"status": "reloaded", "seconds": round(time.perf_counter() - t0, 3), **svc.describe()})
+
+
+@ops.get("/metrics")
+async def metrics(holder: Holder) -> Response:
+    return Response(generate_latest(holder.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# ---------------------------------------------------------------------------------- the app
+class _Guard:
+    """Pure ASGI middleware: body size limit (413) and per-route counts and latency."""
+
+    def __init__(self, app, max_body: int, metrics: Metrics) -> None:
+        self.app, self.max_body, self.metrics = app, max_body, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0 = time.perf_counter()
+        status = {"code": 500}
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                return await self._too_large(send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_body:
+                    raise _TooLarge
+            return msg
+
+        async def sending(msg):
+            if msg["type"] == "http.response.start":
+                status["code"] = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, limited, sending)
+        except _TooLarge:
+            await self._too_large(send)
+            status["code"] = 413
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(path, str(status["code"])).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
+
+    async def _too_large(self, send):
+        body = json.dumps({"detail": f"request body larger than {self.max_body} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _field(loc: Sequence) -> str:
+    return ".".join(str(x) for x in loc if x != "body") or "body"
+
+
+def create_app(settings: Settings | None = None, extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """The service app; ``settings`` default to :func:`get_settings` (environment variables)."""
+    settings = settings or get_settings()
+    metrics = Metrics()
+    holder = ServiceHolder(settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await holder.start()
+        yield
+        if holder.store is not None:
+            holder.store.close()
+
+    app = FastAPI(title="hoprec", summary="Recommendations from a shop's relational database",
+                  lifespan=lifespan)
+    app.state.holder = holder
+    app.dependency_overrides[get_settings] = lambda: settings
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{"field": _field(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        ctype = request.headers.get("content-type", "")
+        if request.method == "POST" and "json" not in ctype:
+            errors.insert(0, {"field": "body", "type": "content_type",
+                              "msg": f"send a JSON body with Content-Type: application/json (got {ctype or 'none'!r})"})
+        summary = "; ".join(f"{e['field']}: {e['msg']}" for e in errors[:5])
+        return _json({"error": summary, "detail": errors}, 422)
+
+    @app.exception_handler(ValueError)
+    async def bad_value(request: Request, exc: ValueError) -> Response:
+        return _json({"error": str(exc), "detail": [{"msg": str(exc)}]}, 422)
+
+    for r in (health, recs, admin, ops, *extra_routers):
+        app.include_router(r)
+    if importlib.util.find_spec("hoprec.serve.ui") is not None:
+        from hoprec.serve import ui
+
+        app.include_router(ui.router)
+    app.add_middleware(_Guard, max_body=settings.max_body_bytes, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory hoprec.serve.app:app_from_env`` (settings from HOPREC_*)."""
+    return create_app(Settings())
