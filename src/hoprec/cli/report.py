@@ -17,10 +17,14 @@ BootOpt = Annotated[int, typer.Option(
 
 def write_report_with_progress(result, output: Path, embed: bool = False, n_boot: int = 1000) -> Path:
     """Render the report (shared with ``hoprec evaluate --report``)."""
-    from hoprec.evaluate.html import write_report
+    try:
+        from hoprec.evaluate.html import write_report
 
-    with _status(f"drawing the report into {output}"):
-        return write_report(result, output, embed=embed, n_boot=n_boot)
+        with _status(f"drawing the report into {output}"):
+            return write_report(result, output, embed=embed, n_boot=n_boot)
+    except ImportError as e:  # matplotlib missing: say which extra installs it
+        console.print("[bold red]error:[/]", str(e), highlight=False)
+        raise typer.Exit(2) from None
 
 
 @app.command()
