@@ -22,19 +22,26 @@ def recommend_frame(
     model: Recommender, users: IdMap, items: IdMap, entity_ids: pd.Index, k: int,
     as_of: pd.Timestamp, exclude: sp.csr_matrix | None = None,
 ) -> pd.DataFrame:
-    """Top-k rows for each external entity id (unknown ids get the model's fallback)."""
+    """Top-k rows for each external entity id (unknown ids get the cold-start fallback).
+
+    The ranking is the service's (:meth:`RecommendationService.recommend_internal`): the same
+    retrieval, exclusions and fallbacks as ``POST /recommend`` without filters or re-ranking.
+    """
+    from hoprec.serve.recommender import RecommendationService
+
+    service = RecommendationService(model, users, items, None, {"as_of": str(as_of)})
     internal = users.to_internal(entity_ids, missing=-1)
     unknown = internal < 0
     internal[unknown] = len(users) + np.arange(int(unknown.sum()))
-    recs = model.recommend(internal, k, exclude=exclude)
+    rec_items, rec_scores, _ = service.recommend_internal(internal, min(k, len(items)), exclude)
     n = len(entity_ids)
-    valid = recs.items >= 0
+    valid = rec_items >= 0
     rows, ranks = np.nonzero(valid)
     return pd.DataFrame({
         "entity_id": np.asarray(entity_ids)[rows],
         "rank": (ranks + 1).astype(np.int32),
-        "item_id": items.to_external(recs.items[valid]),
-        "score": recs.scores[valid].astype(np.float32),
+        "item_id": items.to_external(rec_items[valid]),
+        "score": rec_scores[valid].astype(np.float32),
         "as_of": pd.Timestamp(as_of).as_unit("ns"),
     }).reset_index(drop=True) if n else pd.DataFrame(
         columns=["entity_id", "rank", "item_id", "score", "as_of"]
