@@ -89,3 +89,17 @@ def test_cold_product_reaches_the_customers_its_attributes_point_to(tmp_path, na
     assert is_cat1.sum() >= 5
     # for cat1 customers the new cat1 product beats clearly more other-category products
     assert share_above[users[is_cat1]].mean() < share_above[users[~is_cat1]].mean() - 0.1
+
+
+def test_hybrid_with_a_graph_embedding_feature(shop_dataset, tmp_path):
+    """The hybrid reads a leak-free LightGCN score per training window; save/load keeps it."""
+    params = {"embedding": "lightgcn", "n_windows": 2, "n_estimators": 20,
+              "embedding_params": FAST["lightgcn"], "horizon_days": 7}
+    users = np.arange(shop_dataset.n_users)
+    a = create_model("hybrid", **params).fit(shop_dataset)
+    assert a.feature_names()[-2:] == ["emb_score", "emb_rank"]
+    assert set(a.feature_importance()) == set(a.feature_names())
+    ra = a.recommend(users, 5)
+    a.save(tmp_path / "h")
+    rl = Recommender.load(tmp_path / "h").recommend(users, 5)
+    np.testing.assert_array_equal(ra.items, rl.items)

@@ -12,9 +12,17 @@ Training examples come from ``n_windows`` windows before the fitted cutoff, each
 task's horizon: features from the events before the window's start, labels inside it, so the
 model learns exactly the task it is asked (no event at or after the fitted cutoff is used).
 
+With ``embedding`` set (e.g. ``"lightgcn"``), a two-tower graph model is trained at each
+window's start on the events before it (and once more at the fitted cutoff): its dot-product score
+and the score's rank among the customer's candidates become two more columns, and its top
+``embedding_candidates`` products join each customer's candidates — which is how products nobody
+has bought yet (placed by their attributes) reach the ranker.  Each window's graph model sees only
+events before that window, so no feature leaks its own label.
+
 Defaults: ``n_windows=4``, ``own=200`` ``graph=50`` ``popular=50`` ``new=20`` candidates per
 customer, ``neighbours=50``, ``n_estimators=300``, ``learning_rate=0.05``, ``num_leaves=63``,
-``seed=0``.  Items outside a customer's candidates score below every candidate (by popularity).
+``embedding=None``, ``embedding_candidates=50``, ``seed=0``.  Items outside a customer's
+candidates score below every candidate (by popularity).
 """
 
 from __future__ import annotations
@@ -48,6 +56,9 @@ class HybridConfig(ModelConfig):
     negative_fraction: float = Field(default=0.3, gt=0, le=1)  # of non-bought candidates kept
     category_column: str | None = None  # default: see _groups
     objective: str = "binary"  # or "lambdarank" (slower on 2 cores, no better on validation)
+    embedding: str | None = None  # a graph model whose score is a feature, e.g. "lightgcn"
+    embedding_params: dict[str, Any] = Field(default_factory=dict)
+    embedding_candidates: int = Field(default=50, ge=0)
 
 
 class Hybrid(Recommender):
@@ -76,11 +87,12 @@ class Hybrid(Recommender):
             users = np.intersect1d(np.flatnonzero(hist.user_baskets > 0), np.unique(pos.user[inside]))
             if len(users) == 0:
                 continue
-            u, i = pf.candidates(hist, users, cfg.own, cfg.graph, cfg.popular, cfg.new)
+            emb = self._embed_at(dataset, pd.Timestamp(start))
+            u, i = self._candidates(hist, users, emb)
             y = np.isin(u.astype(np.int64) * self.n_items + i, label_keys)
             keep = np.isin(u, np.unique(u[y]))  # groups without a positive teach nothing
             keep &= y | (rng.random(len(y)) < cfg.negative_fraction)
-            xs.append(pf.pair_features(hist, u[keep], i[keep], self.groups))
+            xs.append(self._features(hist, u[keep], i[keep], emb))
             ys.append(y[keep])
             gs.append(np.unique(u[keep], return_counts=True)[1])
         if not xs:
@@ -93,10 +105,55 @@ class Hybrid(Recommender):
             **({"lambdarank_truncation_level": 20} if cfg.objective == "lambdarank" else {}),
         }
         train = lgb.Dataset(np.vstack(xs), np.concatenate(ys).astype(np.int32),
-                            group=np.concatenate(gs), feature_name=list(pf.FEATURES))
+                            group=np.concatenate(gs), feature_name=self.feature_names())
         self.booster = lgb.train(params, train, num_boost_round=cfg.n_estimators)
         self._inter = inter
+        self.emb = self._embed_at(dataset, None)
         self._prepare(dataset.cutoff)
+
+    def feature_names(self) -> list[str]:
+        extra = ["emb_score", "emb_rank"] if self.config.embedding else []  # type: ignore[attr-defined]
+        return [*pf.FEATURES, *extra]
+
+    def _embed_at(self, dataset: Dataset, t: pd.Timestamp | None):
+        """(user vectors, item vectors) of the embedding model fitted on events before ``t``
+        (``None``: the whole dataset), or None without ``embedding``."""
+        cfg: HybridConfig = self.config  # type: ignore[assignment]
+        if not cfg.embedding:
+            return None
+        from hoprec.models.gnn_common import restrict
+        from hoprec.models.registry import create_model
+
+        ds = dataset if t is None else restrict(dataset, t)
+        model = create_model(cfg.embedding, **{"seed": cfg.seed, **cfg.embedding_params}).fit(ds)
+        emb = model.embeddings()
+        if emb is None:
+            raise ValueError(f"hybrid: embedding model {cfg.embedding!r} has no embeddings()")
+        return emb
+
+    def _candidates(self, hist, users: np.ndarray, emb):
+        cfg: HybridConfig = self.config  # type: ignore[assignment]
+        u, i = pf.candidates(hist, users, cfg.own, cfg.graph, cfg.popular, cfg.new)
+        if emb is None or cfg.embedding_candidates == 0:
+            return u, i
+        n = min(cfg.embedding_candidates, self.n_items)
+        eu, ei = [u], [i]
+        for s in range(0, len(users), 512):
+            block = users[s : s + 512]
+            scores = emb[0][block] @ emb[1].T
+            top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+            eu.append(np.repeat(block, n))
+            ei.append(top.ravel())
+        keys = np.unique(np.concatenate(eu).astype(np.int64) * self.n_items + np.concatenate(ei))
+        return keys // self.n_items, keys % self.n_items
+
+    def _features(self, hist, u: np.ndarray, i: np.ndarray, emb) -> np.ndarray:
+        x = pf.pair_features(hist, u, i, self.groups)
+        if emb is None:
+            return x
+        score = np.einsum("ij,ij->i", emb[0][u], emb[1][i]).astype(np.float64)
+        rank = pf._rank_within_user(u, score)
+        return np.column_stack([x, score, rank]).astype(np.float32)
 
     def _prepare(self, cutoff: pd.Timestamp) -> None:
         cfg: HybridConfig = self.config  # type: ignore[assignment]
@@ -105,8 +162,8 @@ class Hybrid(Recommender):
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         cfg: HybridConfig = self.config  # type: ignore[assignment]
-        u, i = pf.candidates(self.hist, users, cfg.own, cfg.graph, cfg.popular, cfg.new)
-        s = self.booster.predict(pf.pair_features(self.hist, u, i, self.groups), num_threads=cfg.num_threads or 0)
+        u, i = self._candidates(self.hist, users, self.emb)
+        s = self.booster.predict(self._features(self.hist, u, i, self.emb), num_threads=cfg.num_threads or 0)
         out = np.empty((len(users), self.n_items), dtype=np.float32)
         out[:] = (self.popularity / max(float(self.popularity.max()), 1e-9) - 2.0)[None, :]
         low = float(s.min()) if len(s) else 0.0
@@ -119,7 +176,7 @@ class Hybrid(Recommender):
 
     def feature_importance(self) -> dict[str, float]:
         gain = self.booster.feature_importance(importance_type="gain")
-        return dict(zip(pf.FEATURES, (gain / max(gain.sum(), 1e-9)).round(4).tolist()))
+        return dict(zip(self.feature_names(), (gain / max(gain.sum(), 1e-9)).round(4).tolist()))
 
     # -------------------------------------------------------------- persistence
     def _get_state(self) -> dict[str, np.ndarray]:
@@ -131,6 +188,7 @@ class Hybrid(Recommender):
             "i_user": inter.user, "i_item": inter.item, "i_time": inter.time.astype(np.int64),
             "i_weight": inter.weight, "i_quantity": inter.quantity, "i_kind": inter.kind,
             "i_basket": inter.basket, "i_kinds": np.array(inter.kinds, dtype=np.str_),
+            **({"user_emb": self.emb[0], "item_emb": self.emb[1]} if self.emb is not None else {}),
         }
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -144,6 +202,7 @@ class Hybrid(Recommender):
             state["i_weight"], state["i_quantity"], state["i_kind"],
             tuple(str(k) for k in state["i_kinds"]), state["i_basket"],
         )
+        self.emb = (state["user_emb"], state["item_emb"]) if "user_emb" in state else None
         self._prepare(pd.Timestamp(int(state["cutoff"])))
 
 
