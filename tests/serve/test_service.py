@@ -12,8 +12,9 @@ from tests.serve.conftest import API_KEY
 pytestmark = pytest.mark.slow  # one uvicorn start (~3 s) for the module
 
 
-def post(client, path, body, **kw):
-    return client.post(path, content=json.dumps(body), headers={"content-type": "application/json"}, **kw)
+def post(client, path, body, headers=None):
+    headers = {"content-type": "application/json", **(headers or {})}
+    return client.post(path, content=json.dumps(body), headers=headers)
 
 
 def products(serve_shop):
