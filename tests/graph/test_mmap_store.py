@@ -170,3 +170,19 @@ def test_out_of_core_graph_errors_name_the_problem(fake_shop, tmp_path):
         build_interaction_graph(schema, "orders", tmp_path / "x", "customer", "product_id")
     with pytest.raises(ValueError, match="no table 'order'"):
         build_interaction_graph(schema, "order", tmp_path / "x", "customer_id", "product_id")
+
+
+def test_cli_graph_build(fake_shop, tmp_path):
+    from typer.testing import CliRunner
+
+    from hoprec.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["graph", "build", "-s", str(fake_shop), "--table", "orders", "--entity",
+                              "customer_id", "--item", "product_id", "-o", str(tmp_path / "g")])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert "customers -> orders -> products" in res.output
+    assert open_graph(tmp_path / "g").num_nodes == {"customers": 60, "products": 40}
+    bad = runner.invoke(app, ["graph", "build", "-s", str(fake_shop), "--table", "orders", "--entity",
+                              "customer", "--item", "product_id", "-o", str(tmp_path / "h")])
+    assert bad.exit_code == 2 and "not one of its foreign keys" in bad.output

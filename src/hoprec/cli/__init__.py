@@ -5,7 +5,7 @@ One module per group of commands; importing this package registers them all on :
 
 from __future__ import annotations
 
-from hoprec.cli import data, experiment, report, serve  # noqa: F401 - registers the commands
+from hoprec.cli import data, experiment, report, scale, serve  # noqa: F401 - registers the commands
 from hoprec.cli._common import app
 
 __all__ = ["app", "main"]
