@@ -16,6 +16,7 @@ from hoprec.task.task import Task
 GRAPH_MODELS = [n for n in available_models() if get_model_class(n).needs_relational]
 FAST = {
     "sage": {"steps": 40, "batch_size": 256, "dim": 16, "eval_every": 20},
+    "gat": {"steps": 40, "batch_size": 256, "dim": 16, "eval_every": 20},
     "lightgcn": {"steps": 40, "batch_size": 256, "dim": 16, "eval_every": 20, "negatives": 64},
 }
 

@@ -99,8 +99,9 @@ def _key(et: tuple[str, str, str]) -> str:
 class HeteroSAGE(nn.Module):
     """Weighted-mean heterogeneous GraphSAGE (see :mod:`hoprec.models.sage` for the formula)."""
 
-    def __init__(self, graph, dim: int, layers: int, max_nodes: int) -> None:
+    def __init__(self, graph, dim: int, layers: int, max_nodes: int, attention: bool = False) -> None:
         super().__init__()
+        self.attention = attention
         keep = {graph.entity_type, graph.item_type}
         self.types = [t for t in graph.node_types if graph.num_nodes[t] <= max_nodes or t in keep]
         self.etypes = [e for e in graph.edge_types if e[0] in self.types and e[2] in self.types]
@@ -126,10 +127,18 @@ class HeteroSAGE(nn.Module):
             nn.ModuleDict({t.replace(":", "_"): nn.Linear(dim, dim, bias=False) for t in self.types}) for _ in range(layers))
         self.norm = nn.ModuleList(
             nn.ModuleDict({t.replace(":", "_"): nn.LayerNorm(dim) for t in self.types}) for _ in range(layers - 1))
+        if attention:  # GAT-style: per layer and relation, a source and a destination vector
+            self.att_src = nn.ModuleList(
+                nn.ParameterDict({_key(e): nn.Parameter(torch.randn(dim) * 0.1) for e in self.etypes})
+                for _ in range(layers))
+            self.att_dst = nn.ModuleList(
+                nn.ParameterDict({_key(e): nn.Parameter(torch.randn(dim) * 0.1) for e in self.etypes})
+                for _ in range(layers))
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.parameters())
-        return f"HeteroSAGE(node_types={len(self.types)}, edge_types={len(self.etypes)}, params={n:,})"
+        kind = "HeteroGAT" if self.attention else "HeteroSAGE"
+        return f"{kind}(node_types={len(self.types)}, edge_types={len(self.etypes)}, params={n:,})"
 
     def cold_masks(self, inputs: dict, id_dropout: float) -> dict:
         """Per entity/item type, which nodes are treated as cold in this pass: those not warm
@@ -172,7 +181,10 @@ class HeteroSAGE(nn.Module):
                 adj = inputs["adj"].get(e)
                 if adj is None:
                     continue
-                agg = _SpMM.apply(adj, inputs["adj_t"][e], h[e[0]])
+                if self.attention:
+                    agg = self._attend(layer, e, inputs["edges"][e], h[e[0]], h[e[2]])
+                else:
+                    agg = _SpMM.apply(adj, inputs["adj_t"][e], h[e[0]])
                 if e[2] in cold and e[0] in cold:  # cold nodes hear nothing from customers/products
                     agg = agg * (~cold[e[2]]).unsqueeze(-1).to(agg.dtype)
                 msg = agg * self.rel_gain[layer][_key(e)]
@@ -184,6 +196,20 @@ class HeteroSAGE(nn.Module):
             h = out
         return h
 
+    def _attend(self, layer: int, e, edges, hs, hd):
+        """Attention-weighted mean of the sources: ``alpha = softmax_dst(LeakyReLU(a_s.h_s +
+        a_d.h_d) + log w)`` over each destination's incoming edges (w: the edge weight, so a
+        recent, repeated purchase starts with more say)."""
+        dst, src, logw = edges
+        k = _key(e)
+        logit = torch.nn.functional.leaky_relu(
+            (hs @ self.att_src[layer][k])[src] + (hd @ self.att_dst[layer][k])[dst], 0.2) + logw
+        m = torch.full((len(hd),), float("-inf")).scatter_reduce(0, dst, logit, "amax", include_self=True)
+        ex = torch.exp(logit - m[dst])
+        den = torch.zeros(len(hd)).index_add_(0, dst, ex)
+        alpha = ex / den.clamp(min=1e-12)[dst]
+        return torch.zeros(len(hd), hs.shape[1]).index_add_(0, dst, alpha.unsqueeze(-1) * hs[src])
+
     def towers(self, inputs: dict, id_dropout: float = 0.0):
         h = self.forward(inputs, id_dropout)
         f = torch.nn.functional.normalize
@@ -194,7 +220,7 @@ def graph_tensors(graph, net: HeteroSAGE, index_from, warm: dict | None = None) 
     """Inputs of ``net`` for ``graph``: features, id-embedding rows (in ``index_from``'s id space),
     each relation's weight-normalised adjacency (destination x source, sparse CSR), and which
     entity/item nodes are warm (had a positive event before the graph's time)."""
-    out: dict = {"x_num": {}, "x_cat": {}, "ids": {}, "adj": {}, "adj_t": {},
+    out: dict = {"x_num": {}, "x_cat": {}, "ids": {}, "adj": {}, "adj_t": {}, "edges": {},
                  "warm": {t: torch.as_tensor(m) for t, m in (warm or {}).items()}}
     for t in net.types:
         n = graph.num_nodes[t]
@@ -220,4 +246,6 @@ def graph_tensors(graph, net: HeteroSAGE, index_from, warm: dict | None = None) 
                                           check_invariants=False)
         out["adj"][e] = adj
         out["adj_t"][e] = adj.t().to_sparse_csr()
+        if net.attention:
+            out["edges"][e] = (store.dst, store.col, torch.log(w.clamp(min=1e-9)))
     return out

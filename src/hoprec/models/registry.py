@@ -15,6 +15,7 @@ _MODELS: dict[str, str] = {
     "bpr": "hoprec.models.mf:BPR",
     "hybrid": "hoprec.models.hybrid:Hybrid",
     "sage": "hoprec.models.sage:GraphSAGE",
+    "gat": "hoprec.models.sage:GraphAttention",
     "lightgcn": "hoprec.models.lightgcn:LightGCN",
 }
 

@@ -29,6 +29,10 @@ Defaults (chosen on The Complete Journey's validation window): ``dim=32``, ``lay
 ``popularity_negatives=0.0``, ``temperature=0.1``, ``max_nodes_per_type=120_000``,
 ``half_life_days=90``, ``item_neighbours=10``, ``id_dropout=0.5``, ``eval_every=100``, ``patience=4``, ``seed=0``.
 
+``gat`` (:class:`GraphAttention`) replaces the weighted mean by attention over each relation's
+incoming edges, ``alpha = softmax(LeakyReLU(a_s . h_src + a_d . h_dst) + log w)``, with the
+normalised edge weight ``w`` as its prior (at ``a = 0`` it is the weighted mean).
+
 A node's id embedding counts only once it is warm (has a purchase before the graph's time); in
 training ``id_dropout`` of the warm products are treated as cold each step (no id embedding, no
 edges from customers or products), so the network learns to place a product from its attributes
@@ -84,6 +88,7 @@ class GraphSAGE(Recommender):
     config_class: ClassVar[type[ModelConfig]] = SAGEConfig
     param_grid: ClassVar[list[dict[str, Any]]] = [{}]
     needs_relational: ClassVar[bool] = True
+    attention: ClassVar[bool] = False
 
     def _fit(self, dataset: Dataset) -> None:
         torch = require("torch", "graph")
@@ -96,7 +101,7 @@ class GraphSAGE(Recommender):
             dataset.horizon or pd.Timedelta(days=30))
         t_train = dataset.cutoff - horizon
         g_train, g_full = build_graphs(dataset, t_train, cfg.half_life_days, cfg.item_neighbours)
-        self.net = HeteroSAGE(g_full, cfg.dim, cfg.layers, cfg.max_nodes_per_type)
+        self.net = HeteroSAGE(g_full, cfg.dim, cfg.layers, cfg.max_nodes_per_type, attention=self.attention)
         def warm_at(t):
             wu, wi = warm_nodes(dataset, t)
             return {g_full.entity_type: wu, g_full.item_type: wi}
@@ -184,3 +189,12 @@ class GraphSAGE(Recommender):
 
 
 
+
+
+class GraphAttention(GraphSAGE):
+    """The same two towers with attention over weighted edges (GAT-style) instead of the
+    weighted mean: each destination learns how much each incoming neighbour counts, starting
+    from the edge weight (kind, returns, time decay) as a prior."""
+
+    name: ClassVar[str] = "gat"
+    attention: ClassVar[bool] = True
