@@ -50,3 +50,17 @@ def test_recall_helper_and_bad_input():
         build_index(np.zeros((0, 4), np.float32))
     with pytest.raises(ValueError, match="dimensions"):
         build_index(np.ones((5, 4), np.float32)).search(np.ones((1, 3)), 2)
+
+
+@pytest.mark.slow
+def test_service_overfetch_recall(indexes):
+    """As the service retrieves: 20x over-fetch at ef = max(ef_search, fetch), exact re-rank."""
+    exact, approx, users = indexes
+    k = 12
+    truth, _ = exact.search(users, k)
+    cand, _ = approx.search(users, 20 * k, ef=max(approx.ef_search, 20 * k))
+    safe = np.maximum(cand, 0)
+    scores = np.einsum("nd,nkd->nk", users, approx.vectors[safe])
+    scores[cand < 0] = -np.inf
+    top = np.take_along_axis(cand, np.argsort(-scores, axis=1)[:, :k], 1)
+    assert recall_at_k(top, truth) >= 0.98

@@ -91,7 +91,7 @@ class ServiceHolder:
         s = self.settings
         cols = {"category": s.category_column, "brand": s.brand_column, "price": s.price_column,
                 "available": s.available_column, "title": s.title_column}
-        return ServiceConfig(s.overfetch, s.exact_max_items, s.mmr_lambda, s.cache_size, cols)
+        return ServiceConfig(s.overfetch, s.exact_max_items, s.mmr_lambda, s.cache_size, s.cache_mb, cols)
 
     def build(self, model_dir: Path) -> RecommendationService:
         svc = RecommendationService.from_model_dir(model_dir, self.config(), self.settings.schema_path)
@@ -107,6 +107,11 @@ class ServiceHolder:
 
     async def start(self) -> None:
         s = self.settings
+        if s.threads:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(s.threads)  # process-wide: BLAS and OpenMP (FAISS) alike
+            require("faiss", "serve").omp_set_num_threads(s.threads)
         if s.model_dir is None:
             raise ValueError("no model directory: set HOPREC_MODEL_DIR or pass MODEL_DIR")
         self.store = SQLiteEventStore(s.resolved_events_path())

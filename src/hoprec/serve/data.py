@@ -8,7 +8,7 @@ tables.  Everything is indexed by the model directory's internal ids.
 - item attributes: the item table's columns; the roles ``category``, ``brand``, ``price``,
   ``available`` and ``title`` are guessed from column names (``category``/``product_category``/
   the schema's diversity attribute, ``brand``, ``price``, ``in_stock``/``available``,
-  ``title``/``name``/``description``) unless the settings name them.
+  ``title``/``name``/``description``/``product_type``) unless the settings name them.
 - ``co``: same-basket counts and ``after``: bought-within-14-days-after counts
   (:mod:`hoprec.graph.derived`), each item keeping its 50 strongest partners.
 - ``segment``: one categorical user column; the popularity of each item inside each segment serves
@@ -39,7 +39,7 @@ ROLE_GUESSES: dict[str, tuple[str, ...]] = {
     "brand": ("brand", "manufacturer", "maker", "vendor"),
     "price": ("price", "unit_price", "list_price", "current_price"),
     "available": ("available", "in_stock", "is_available", "availability", "stock"),
-    "title": ("title", "name", "product_name", "description", "package_size"),
+    "title": ("title", "name", "product_name", "description", "product_type"),
 }
 
 

@@ -36,14 +36,18 @@ class VectorIndex:
     def nbytes(self) -> int:
         return int(self.vectors.nbytes)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, scores)``, each ``(n, min(k, n_items))``, best first; -1 pads missing hits."""
+    def search(self, queries: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, scores)``, each ``(n, min(k, n_items))``, best first; -1 pads missing hits.
+
+        ``ef`` (HNSW only) defaults to ``max(ef_search, 10 k)``; a caller that over-fetches and
+        re-ranks can pass less (the service passes ``max(ef_search, k)``)."""
         q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if q.shape[1] != self.vectors.shape[1]:
             raise ValueError(f"queries have {q.shape[1]} dimensions, the index {self.vectors.shape[1]}")
         k = min(int(k), self.n_items)
         if self.kind == "hnsw":
-            self.index.hnsw.efSearch = min(max(self.ef_search, 10 * k), max(self.n_items, 1))
+            ef = max(self.ef_search, 10 * k) if ef is None else max(ef, k)
+            self.index.hnsw.efSearch = min(ef, max(self.n_items, 1))
         scores, ids = self.index.search(q, k)
         scores[ids < 0] = -np.inf
         return ids.astype(np.int64), scores

@@ -48,25 +48,26 @@ def _times(n: int) -> str:
     return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
 
 
-def _row_normalised(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    sub = m[rows]
-    peak = sub.max(axis=1).toarray().ravel()
-    vals = sub[:, cols].toarray()
-    return vals / np.maximum(peak, 1e-12)[:, None]
+def _block(m: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Dense ``m[rows][:, cols]`` for a few columns of a column-major matrix."""
+    return m[:, cols].tocsr()[rows].toarray()
 
 
 def explain(
-    recs: np.ndarray, hist: HistorySummary, co: sp.csr_matrix, after: sp.csr_matrix,
+    recs: np.ndarray, hist: HistorySummary, co: sp.csc_matrix, after: sp.csc_matrix,
     catalogue: Catalogue, source: str, segment: str | None = None, top: int = 3,
     verb: str = "bought",
 ) -> list[list[dict]]:
-    """For each internal item in ``recs``: up to ``top`` reasons (kind, via, attribution, text)."""
+    """For each internal item in ``recs``: up to ``top`` reasons (kind, via, attribution, text).
+
+    ``co`` and ``after`` are the item-item matrices with each row divided by its maximum, in
+    column-major form (only the recommended items' columns are read)."""
     titles = catalogue.titles
     out: list[list[dict]] = []
     h, n = hist.items, hist.counts
     w = np.log1p(n.astype(np.float64))
-    co_v = _row_normalised(co, h, recs) * w[:, None] if len(h) else np.zeros((0, len(recs)))
-    af_v = _row_normalised(after, h, recs) * w[:, None] if len(h) else np.zeros((0, len(recs)))
+    co_v = _block(co, h, recs) * w[:, None] if len(h) else np.zeros((0, len(recs)))
+    af_v = _block(after, h, recs) * w[:, None] if len(h) else np.zeros((0, len(recs)))
     total = max(int(n.sum()), 1)
     cat_share = np.bincount(catalogue.category[h][catalogue.category[h] >= 0],
                             weights=n[catalogue.category[h] >= 0],

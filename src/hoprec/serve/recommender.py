@@ -62,6 +62,7 @@ class ServiceConfig:
     exact_max_items: int = 200_000
     mmr_lambda: float = 0.7
     cache_size: int = 4096
+    cache_mb: int = 256
     columns: dict[str, str | None] = field(default_factory=dict)
 
 
@@ -115,10 +116,14 @@ class RecommendationService:
         self.session_model = session_model
         self.co_norm = _row_norm(self.data.co)
         self.after_norm = _row_norm(self.data.after)
+        self.co_norm_csc, self.after_norm_csc = self.co_norm.tocsc(), self.after_norm.tocsc()
         self.extra: dict[int, list[tuple[int, int, float]]] = {}
         self.version: dict[int, int] = {}
         self.last_seq = 0
         self.cache: OrderedDict = OrderedDict()
+        # a cached entry holds up to one float32 per item: keep the cache within cache_mb
+        per_entry = 4 * n_items + 64
+        self._cache_entries = min(self.config.cache_size, self.config.cache_mb * 2**20 // per_entry)
         self.counters: Counter = Counter()
         self.model_version = f"{model.name}@{self.manifest.get('created', 'unsaved')}"
 
@@ -235,16 +240,16 @@ class RecommendationService:
         else:
             scores, source = self.popularity, "popular"
         out = (ids, np.asarray(scores, dtype=np.float32), source, n_new)
-        if key is not None and self.config.cache_size:
+        if key is not None and self._cache_entries:
             self.cache[key] = out
-            if len(self.cache) > self.config.cache_size:
+            if len(self.cache) > self._cache_entries:
                 self.cache.popitem(last=False)
         return (*out, False)
 
     def _retrieve(self, u: int, own: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
         """Index candidates for a known user, with the user's own items, scored by the model."""
         q = self.user_vectors[u]
-        ids, _ = self.index.search(q[None, :], fetch)
+        ids, _ = self.index.search(q[None, :], fetch, ef=max(self.index.ef_search, fetch))
         ids = ids[0][ids[0] >= 0]
         cand = np.union1d(ids, own)
         return cand, self.index.vectors[cand] @ q
@@ -323,8 +328,8 @@ class RecommendationService:
             if source == "segment" and hist is not None:
                 seg = hist[1]
             summary = hist[0] if hist is not None else HistorySummary.of(*(np.zeros(0, t) for t in (np.int64, np.int64, np.float32)))
-            reasons = explain(ids, summary, self.data.co, self.data.after, self.catalogue, source,
-                              seg, verb=verb)
+            reasons = explain(ids, summary, self.co_norm_csc, self.after_norm_csc, self.catalogue,
+                              source, seg, verb=verb)
             for per_item in reasons:  # external ids only at the edge
                 for r in per_item:
                     if r.get("via_item") is not None:

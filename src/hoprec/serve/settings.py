@@ -42,8 +42,10 @@ class Settings(BaseSettings):
     overfetch: int = Field(default=20, ge=1)
     #: MMR trade-off when diversity is on and the request gives none (1 = pure relevance)
     mmr_lambda: float = Field(default=0.7, ge=0, le=1)
-    #: per-user score vectors kept in memory (LRU)
+    #: per-user score vectors kept in memory (LRU), at most this many ...
     cache_size: int = Field(default=4096, ge=0)
+    #: ... and at most this many MiB (an entry holds up to one float32 per item)
+    cache_mb: int = Field(default=256, ge=0)
     #: item attribute columns (default: guessed from the item table: see ServingData.columns)
     category_column: str | None = None
     brand_column: str | None = None
@@ -52,6 +54,9 @@ class Settings(BaseSettings):
     title_column: str | None = None
     #: user column whose values segment cold users (default: the first categorical column)
     segment_column: str | None = None
+    #: BLAS / OpenMP threads per worker: one request is one small scan, so 1 avoids threads
+    #: spinning against each other on a busy machine (0: leave the libraries' defaults)
+    threads: int = Field(default=1, ge=0)
     #: how often (seconds) a worker looks for a reload requested through another worker
     reload_poll_s: float = Field(default=1.0, gt=0)
 

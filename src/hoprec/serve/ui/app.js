@@ -74,7 +74,7 @@ async function renderRecs(list, answer, baseline, opts = {}) {
       else if (was < i) move = el("span", { class: "move down", text: "↓" + (i - was) });
     }
     const reasons = (rec.reasons || []).map((r) => el("li", { dataset: { testid: "reason" } },
-      r.text, el("span", { class: "att", text: ` (${Math.round(100 * r.attribution)}%)` })));
+      r.text, el("span", { class: "att", text: ` (${percent(r.attribution)} of the evidence)` })));
     const share = Number.isFinite(rec.score) ? Math.max(0, Math.min(1, rec.score / top)) : 0;
     list.append(el("li", { dataset: { testid: "rec-item", item: String(rec.item_id) } },
       itemTitle(card), el("span", { class: "id", text: String(rec.item_id) }),
@@ -85,6 +85,11 @@ async function renderRecs(list, answer, baseline, opts = {}) {
       el("span", { class: "score", text: "score " + rec.score.toFixed(4) }),
       reasons.length ? el("ul", { class: "reasons" }, reasons) : null));
   });
+}
+
+function percent(share) {
+  const v = 100 * share;
+  return v >= 1 || v === 0 ? `${Math.round(v)}%` : "<1%";
 }
 
 function sourceBadge(node, source, context) {
@@ -176,6 +181,7 @@ async function renderTimeline(hist) {
     box.append(el("div", { class: "lane", dataset: { testid: "history-lane" } },
       el("span", { class: "name", text: key, title: key }), track, el("span", { class: "count", text: String(lanes.get(key).length) })));
   }
+  if (hist.truncated) box.prepend(el("p", { class: "hint", text: `the latest ${hist.events.length} of ${hist.n_events} events` }));
   if (lanes.size > order.length) box.append(el("p", { class: "hint", text: `… and ${lanes.size - order.length} more categories` }));
   box.append(el("div", { class: "axis" }, el("span"), el("div", { class: "ends" },
     el("span", { text: new Date(t0).toISOString().slice(0, 10) }), el("span", { text: new Date(t1).toISOString().slice(0, 10) })), el("span")));
