@@ -104,3 +104,16 @@ def test_hybrid_with_a_graph_embedding_feature(shop_dataset, tmp_path):
     a.save(tmp_path / "h")
     rl = Recommender.load(tmp_path / "h").recommend(users, 5)
     np.testing.assert_array_equal(ra.items, rl.items)
+
+
+@pytest.mark.parametrize("name", ["sage", "lightgcn"])
+def test_checkpoint_resume_gives_the_same_model(name, shop_dataset, tmp_path):
+    """A rerun with the same checkpoint folder resumes (here: from the finished run) and ends
+    with the same weights, hence the same recommendations; the log records validation MAP."""
+    params = {**FAST[name], "checkpoint_dir": str(tmp_path / "ckpt")}
+    users = np.arange(shop_dataset.n_users)
+    a = create_model(name, **params).fit(shop_dataset)
+    assert (tmp_path / "ckpt" / "checkpoint.safetensors").exists()
+    assert a.training_log() and all(0 <= r["val"] <= 1 for r in a.training_log())
+    b = create_model(name, **params).fit(shop_dataset)
+    np.testing.assert_array_equal(a.recommend(users, 5).items, b.recommend(users, 5).items)

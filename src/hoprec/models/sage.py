@@ -79,6 +79,7 @@ class SAGEConfig(ModelConfig):
     k: int = 12
     seed: int = 0
     num_threads: int = 0
+    checkpoint_dir: str | None = None  # write checkpoints here; a rerun resumes from them
 
 
 class GraphSAGE(Recommender):
@@ -91,6 +92,8 @@ class GraphSAGE(Recommender):
     attention: ClassVar[bool] = False
 
     def _fit(self, dataset: Dataset) -> None:
+        from hoprec.train.loop import LoopConfig, train
+
         torch = require("torch", "graph")
         cfg: SAGEConfig = self.config  # type: ignore[assignment]
         if cfg.num_threads:
@@ -114,14 +117,13 @@ class GraphSAGE(Recommender):
         pop = np.bincount(items, minlength=self.n_items).astype(np.float64) + 1.0
         pop_p = torch.tensor(pop / pop.sum())
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        best, best_state, bad = -1.0, None, 0
-        self.history: list[dict[str, float]] = []
         gen = torch.Generator().manual_seed(cfg.seed)
         train_in["gen"] = gen
-        for step in range(1, cfg.steps + 1):
-            self.net.train()
-            idx = torch.randint(0, len(fit_u), (cfg.batch_size,), generator=gen)
-            u, i = torch.as_tensor(fit_u)[idx], torch.as_tensor(fit_i)[idx]
+        fit_u_t, fit_i_t = torch.as_tensor(fit_u), torch.as_tensor(fit_i)
+
+        def step(_: int) -> float:
+            idx = torch.randint(0, len(fit_u_t), (cfg.batch_size,), generator=gen)
+            u, i = fit_u_t[idx], fit_i_t[idx]
             n_pop = int(cfg.batch_size * cfg.popularity_negatives)
             parts = [torch.randint(0, self.n_items, (cfg.batch_size - n_pop,), generator=gen)]
             if n_pop:
@@ -134,18 +136,13 @@ class GraphSAGE(Recommender):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                score = self._held_out_map(train_in, val_u, val_truth, cfg.k)
-                self.history.append({"step": step, "loss": float(loss.detach()), "val_map": score})
-                if score > best:
-                    best, bad = score, 0
-                    best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-                else:
-                    bad += 1
-                    if bad >= cfg.patience:
-                        break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
+            return float(loss.detach())
+
+        loop = LoopConfig(steps=cfg.steps, eval_every=cfg.eval_every, patience=cfg.patience,
+                          checkpoint_dir=cfg.checkpoint_dir)
+        state = train(self.net, opt, step, lambda: self._held_out_map(train_in, val_u, val_truth, cfg.k),
+                      loop, generator=gen)
+        self.training_log_ = state.log
         full_in = graph_tensors(g_full, self.net, index_from=g_full, warm=warm_at(dataset.cutoff))
         self._embed(full_in)
 
@@ -177,6 +174,10 @@ class GraphSAGE(Recommender):
 
     def _similar(self, items: np.ndarray) -> np.ndarray:
         return self.item_emb[items] @ self.item_emb.T
+
+    def training_log(self) -> list[dict[str, float]]:
+        """``[{step, loss, val, seconds}]`` of the last fit (empty after load)."""
+        return list(getattr(self, "training_log_", []))
 
     def _embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         return self.user_emb, self.item_emb
