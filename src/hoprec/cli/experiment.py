@@ -25,12 +25,18 @@ from hoprec.cli._common import (
 # ---------------------------------------------------------------------------------- evaluate
 def _run_evaluate(schema: Path, query: str, models: str, k: Optional[int], output: Optional[Path],
                   report: Optional[Path] = None):
+    from hoprec.cli.sessions import is_session_query, run_session_evaluate
     from hoprec.evaluate.protocol import evaluate
     from hoprec.evaluate.report import print_leaderboard, write_results
     from hoprec.models.registry import BASELINES, get_model_class
 
     names = [m.strip() for m in models.split(",") if m.strip()] if models else list(BASELINES)
     with _friendly():
+        if is_session_query(query):  # PREDICT NEXT(...) FOR EACH SESSION: the session protocol
+            if report:
+                raise ValueError("--report (the HTML report) is not available for session queries; "
+                                 "use --output for results.json and leaderboard.md")
+            return run_session_evaluate(schema, query, models, k, output)
         steps = 1 + sum(len(get_model_class(n).param_grid) + 1 for n in names)
         with _status("loading") as update:
             _, task, db = _load(schema, query, update)

@@ -56,7 +56,10 @@ class Task:
     def from_query(cls, schema: Schema, text: str) -> Task:
         query = parse(text)
         if query.per_session:
-            raise TaskError("session queries (FOR EACH SESSION) are not supported by this command yet")
+            raise TaskError(
+                "session queries (FOR EACH SESSION) run with `hoprec evaluate` "
+                "(hoprec.task.session.SessionTask); this command takes customer queries only"
+            )
         query.validate({n: schema.columns_of(n) for n in schema.tables})
         assert query.target is not None and query.entity is not None and query.top_k is not None
         tgt = query.target.ref
