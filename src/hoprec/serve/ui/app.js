@@ -74,7 +74,7 @@ async function renderRecs(list, answer, baseline, opts = {}) {
       else if (was < i) move = el("span", { class: "move down", text: "↓" + (i - was) });
     }
     const reasons = (rec.reasons || []).map((r) => el("li", { dataset: { testid: "reason" } },
-      r.text, el("span", { class: "att", text: ` (${percent(r.attribution)} of the evidence)` })));
+      r.text, el("span", { class: "att", text: ` (${percent(r.attribution)})`, title: "share of this item's evidence" })));
     const share = Number.isFinite(rec.score) ? Math.max(0, Math.min(1, rec.score / top)) : 0;
     list.append(el("li", { dataset: { testid: "rec-item", item: String(rec.item_id) } },
       itemTitle(card), el("span", { class: "id", text: String(rec.item_id) }),
@@ -83,7 +83,9 @@ async function renderRecs(list, answer, baseline, opts = {}) {
         dataset: { testid: "rec-add" }, onclick: () => addToSession(rec.item_id) }) : null,
       el("div", { class: "scorebar" }, el("span", { style: `width:${(100 * share).toFixed(1)}%` })),
       el("span", { class: "score", text: "score " + rec.score.toFixed(4) }),
-      reasons.length ? el("ul", { class: "reasons" }, reasons) : null));
+      reasons.length ? el("ul", { class: "reasons" }, reasons[0]) : null,
+      reasons.length > 1 ? el("details", { class: "more" }, el("summary", { text: `${reasons.length - 1} more reason${reasons.length > 2 ? "s" : ""}` }),
+        el("ul", { class: "reasons" }, reasons.slice(1))) : null));
   });
 }
 
