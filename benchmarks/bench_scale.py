@@ -15,7 +15,8 @@ in-memory pandas path every command uses today; skipped above ``--ingest-max-sca
 (one ALS sweep over the mapped CSR); ``embed`` (ALS, ``--als-iterations`` sweeps: vectors for
 every customer and product); ``index_faiss`` / ``index_faiss_hnsw`` / ``index_pgvector``
 (builds); ``retrieval`` (single-query latency p50/p99 of each index over ``--queries`` random
-customers, top 10, and recall@10 of the approximate ones against the exact scan).
+customers, top 10, and recall@10 of the approximate ones against the exact scan; pgvector's HNSW
+at ``ef_search`` 100, its default here, and 400).
 
 Writes ``scale.json`` and ``scale.png`` (log-log, with the fitted exponent of each stage:
 slope of log(seconds) on log(lines)) under ``--out``.
@@ -155,6 +156,15 @@ def _retrieval(paths: dict, scale: float, items: np.ndarray, args) -> dict:
 
         pg = PgVectorIndex.open(args.pg_url, f"bench_scale_{str(scale).replace('.', '_')}")
         backends["pgvector_hnsw"] = lambda q, kk: pg.search(q, kk, exact=False)
+
+        def pg_ef400(q, kk):
+            pg.ef_search = 400
+            try:
+                return pg.search(q, kk, exact=False)
+            finally:
+                pg.ef_search = 100
+
+        backends["pgvector_hnsw_ef400"] = pg_ef400
         backends["pgvector_exact"] = lambda q, kk: pg.search(q, kk, exact=True)
     out, exact = {}, None
     for name, search in backends.items():
