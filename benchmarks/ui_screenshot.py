@@ -85,6 +85,9 @@ def shoot(url: str, out: Path) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out))
         browser.close()
+    from PIL import Image  # matplotlib's dependency: 128 colours keep the repository small
+
+    Image.open(out).convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
 
 
 if __name__ == "__main__":
