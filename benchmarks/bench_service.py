@@ -9,7 +9,11 @@ Run (The Complete Journey, the default model)::
 Starts ``hoprec serve`` in a child process (fresh event store), then measures:
 
 1. ``POST /recommend`` with a category filter and k=12 from ``--concurrency`` clients for
-   ``--duration`` seconds: p50, p99, requests/s, errors (client-side times, send to last byte).
+   ``--duration`` seconds: p50, p99, requests/s, errors (client-side times, send to last byte),
+   twice: saturated (each client sends its next request as soon as it has an answer: the most
+   requests/s, and by Little's law a latency of about clients / throughput) and paced (the clients
+   share a schedule of ``--rate`` requests/s: the latency at that load).  The service's own
+   latency histogram (``/metrics``) gives its side of each run.
 2. ``POST /events`` (a purchase) then ``POST /recommend`` for the same user: the time from sending
    the event to receiving a list that shows it, and whether it did.
 3. The same load with a ``POST /admin/reload`` in the middle: failed requests, reload time.
@@ -89,10 +93,14 @@ def recommend_body(users: list, categories: list[str], k: int, rng: random.Rando
     return json.dumps(body).encode()
 
 
-async def load(port, users, categories, k, concurrency, duration, during=None) -> dict:
-    """``concurrency`` clients sending /recommend back to back for ``duration`` seconds."""
+async def load(port, users, categories, k, concurrency, duration, during=None, rate=None) -> dict:
+    """``concurrency`` clients sending /recommend for ``duration`` seconds: back to back (closed
+    loop, ``rate=None``), or on a fixed schedule of ``rate`` requests/s shared by the clients (open
+    loop; latency counts from the scheduled time, so queueing behind busy clients is included)."""
     lat, errors, statuses = [], [], {}
-    stop = time.perf_counter() + duration
+    start = time.perf_counter()
+    stop = start + duration
+    ticket = iter(range(10**9))
 
     async def client(i: int) -> None:
         rng = random.Random(i)
@@ -100,7 +108,13 @@ async def load(port, users, categories, k, concurrency, duration, during=None) -
         try:
             while time.perf_counter() < stop:
                 body = recommend_body(users, categories, k, rng)
-                t0 = time.perf_counter()
+                if rate is None:
+                    t0 = time.perf_counter()
+                else:
+                    t0 = start + next(ticket) / rate
+                    if t0 >= stop:
+                        break
+                    await asyncio.sleep(max(0.0, t0 - time.perf_counter()))
                 try:
                     status, _ = await conn.request("POST", "/recommend", body)
                 except (ConnectionError, OSError, asyncio.IncompleteReadError) as e:
@@ -126,8 +140,38 @@ async def load(port, users, categories, k, concurrency, duration, during=None) -
         "p50_ms": round(float(np.percentile(ms, 50)), 2), "p90_ms": round(float(np.percentile(ms, 90)), 2),
         "p99_ms": round(float(np.percentile(ms, 99)), 2), "max_ms": round(float(ms.max()), 2),
         "errors": len(errors), "statuses": {str(s): n for s, n in statuses.items()},
+        "mode": "closed loop" if rate is None else f"open loop at {rate} req/s",
         **({"during": side[0]} if side else {}),
     }
+
+
+def server_histogram(port: int, route: str = "/recommend") -> dict[float, float]:
+    """Cumulative bucket counts of the service's own latency histogram for ``route``."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("hoprec_request_seconds_bucket") and f'route="{route}"' in line:
+            le = line.split('le="')[1].split('"')[0]
+            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def histogram_quantiles(before: dict, after: dict) -> dict:
+    """p50/p99 (ms, linear inside a bucket) of the requests between two histogram readings."""
+    les = sorted(after)
+    cum = np.array([after[le] - before.get(le, 0.0) for le in les])
+    total = cum[-1]
+    out = {"requests": int(total)}
+    for q in (0.5, 0.99):
+        j = int(np.searchsorted(cum, q * total))
+        lo = 0.0 if j == 0 else les[j - 1]
+        hi = les[j] if np.isfinite(les[j]) else lo
+        prev = 0.0 if j == 0 else cum[j - 1]
+        frac = (q * total - prev) / max(cum[j] - prev, 1e-12)
+        out[f"p{int(q * 100)}_ms"] = round(1000 * (lo + frac * (hi - lo)), 2)
+    return out
 
 
 async def events_reflected(port, users, trials: int) -> dict:
@@ -200,6 +244,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--k", type=int, default=12)
+    ap.add_argument("--rate", type=float, default=500.0, help="offered load of the open-loop run")
     ap.add_argument("--event-trials", type=int, default=50)
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for the service (repeatable)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/service.json"))
@@ -224,7 +269,13 @@ def main() -> None:
 
         async def run() -> dict:
             await load(port, users, categories, args.k, args.concurrency, 3.0)  # warm-up
+            h0 = server_histogram(port)
             steady = await load(port, users, categories, args.k, args.concurrency, args.duration)
+            h1 = server_histogram(port)
+            steady["server_side"] = histogram_quantiles(h0, h1)
+            paced = await load(port, users, categories, args.k, args.concurrency, args.duration,
+                               rate=args.rate)
+            paced["server_side"] = histogram_quantiles(h1, server_histogram(port))
             ev = await events_reflected(port, users, args.event_trials)
 
             async def reload_midway() -> dict:
@@ -236,7 +287,7 @@ def main() -> None:
                 return {"status": status, "seconds": round(time.perf_counter() - t, 2)}
 
             reload = await load(port, users, categories, args.k, args.concurrency, args.duration, reload_midway)
-            return {"steady": steady, "events": ev, "reload": reload}
+            return {"saturated": steady, "paced": paced, "events": ev, "reload": reload}
 
         res = asyncio.run(run())
     finally:

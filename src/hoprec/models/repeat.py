@@ -91,9 +91,10 @@ class RepeatPurchase(Recommender):
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         scores = np.tile(self.fill, (len(users), 1))
-        sub = self.own[users]
-        rows = np.repeat(np.arange(len(users)), np.diff(sub.indptr))
-        scores[rows, sub.indices] = sub.data
+        own = self.own
+        for row, u in enumerate(users.tolist()):  # plain CSR row slices: no scipy indexing cost
+            lo, hi = own.indptr[u], own.indptr[u + 1]
+            scores[row, own.indices[lo:hi]] = own.data[lo:hi]
         return scores
 
     def _score_history(self, items, times, weights, user) -> np.ndarray:

@@ -305,6 +305,11 @@ class RecommendationService:
             ids, scores = ids[keep], scores[keep]
             order = np.lexsort((ids, -scores))[:pool]
             top_ids, top_sc = ids[order], scores[order]
+        elif mask is not None and (allowed := self.catalogue.allowed(mask)) is not None:
+            sub = scores[allowed]  # a filter: rank only the allowed items (ids ascending)
+            pos, top_sc = top_k(sub[None, :], min(pool, len(sub)))
+            ok = (pos[0] >= 0) & np.isfinite(top_sc[0])
+            top_ids, top_sc = allowed[pos[0][ok]], top_sc[0][ok]
         else:
             s = scores if mask is None else np.where(mask, scores, -np.inf).astype(np.float32)
             top_ids, top_sc = top_k(s[None, :], min(pool, len(s)))

@@ -60,6 +60,7 @@ class Catalogue:
     titles: np.ndarray  # object: a readable name per item
     columns: dict[str, str | None] = field(default_factory=dict)
     _masks: OrderedDict = field(default_factory=OrderedDict)
+    _allowed: dict = field(default_factory=dict)
 
     @classmethod
     def from_frame(cls, attrs: pd.DataFrame, n_items: int, columns: dict[str, str | None],
@@ -96,6 +97,21 @@ class Catalogue:
             raise ValueError(f"filters.{field_name}: unknown {role} {bad[:5]} (known values include: {some})")
         return np.array([index[v] for v in values], dtype=np.int64)
 
+    def allowed(self, mask: np.ndarray) -> np.ndarray | None:
+        """The allowed ids of a cached filter mask when it keeps at most a quarter of the items
+        (ranking only those is then cheaper than masking every item), else None."""
+        key = id(mask)
+        hit = self._allowed.get(key)
+        if hit is not None and hit[0] is mask:
+            return hit[1]
+        if mask.flags.writeable:  # a per-request mask (purchases excluded): not cached
+            return _allowed_ids(mask)
+        ids = _allowed_ids(mask)
+        self._allowed[key] = (mask, ids)
+        if len(self._allowed) > 256:
+            self._allowed.pop(next(iter(self._allowed)))
+        return ids
+
     def mask(self, f: Filters) -> np.ndarray | None:
         """Boolean mask of allowed items, or None when nothing is filtered."""
         if f.is_empty():
@@ -130,6 +146,11 @@ class Catalogue:
         if len(self._masks) > 256:
             self._masks.popitem(last=False)
         return m
+
+
+def _allowed_ids(mask: np.ndarray) -> np.ndarray | None:
+    ids = np.flatnonzero(mask)
+    return ids if 0 < len(ids) <= len(mask) // 4 else None
 
 
 def mmr(ids: np.ndarray, scores: np.ndarray, k: int, lam: float, catalogue: Catalogue,
