@@ -147,3 +147,11 @@ def test_reload_and_metrics(client):
                    'hoprec_cache_total{result="hit"}', 'hoprec_served_total{source="popular"}',
                    'hoprec_model_info{as_of=', 'hoprec_reloads_total{result="ok"} 1.0'):
         assert needle in text, needle
+
+
+def test_openapi_documents_the_bodies(client):
+    doc = client.get("/openapi.json").json()
+    assert doc["paths"]["/recommend"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/RecommendIn"}
+    assert "user_id" in doc["components"]["schemas"]["RecommendIn"]["properties"]
+    assert "FiltersIn" in doc["components"]["schemas"]

@@ -43,6 +43,7 @@ from prometheus_client import (  # noqa: E402
     Histogram,
     generate_latest,
 )
+from pydantic import ValidationError  # noqa: E402
 
 from hoprec.serve import schemas as S  # noqa: E402
 from hoprec.serve.events import Event, SQLiteEventStore  # noqa: E402
@@ -237,8 +238,48 @@ async def ready(holder: Holder) -> Response:
     return _json({"status": "ready", **svc.describe()})
 
 
-@recs.post("/recommend", response_model=S.RecommendOut)
-async def recommend(body: S.RecommendIn, holder: Holder) -> Response:
+async def _body(request: Request, model: type[S.BaseModel]) -> Any:
+    """Validate the raw body with pydantic-core's JSON parser (faster than FastAPI's route body
+    handling); errors become the same 422 as any other validation error."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as e:
+        errors = [{**err, "loc": ("body", *err["loc"])} for err in e.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+_BODIES: list[type[S.BaseModel]] = []
+
+
+def _schema(model: type[S.BaseModel]) -> dict:
+    """OpenAPI request body for routes that read the body themselves (the model and the models
+    it uses are added to the document's components by ``create_app``)."""
+    _BODIES.append(model)
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def _openapi(app: FastAPI):
+    def build() -> dict:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            doc = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            comps = doc.setdefault("components", {}).setdefault("schemas", {})
+            for model in _BODIES:
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                comps.update(schema.pop("$defs", {}))
+                comps[model.__name__] = schema
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    return build
+
+
+@recs.post("/recommend", response_model=S.RecommendOut, openapi_extra=_schema(S.RecommendIn))
+async def recommend(request: Request) -> Response:
+    body: S.RecommendIn = await _body(request, S.RecommendIn)
+    holder: ServiceHolder = request.app.state.holder
     svc = holder.current()
     opts, notes = _options(svc, body)
     ans = svc.recommend(body.user_id, opts, body.item_ids)
@@ -246,8 +287,10 @@ async def recommend(body: S.RecommendIn, holder: Holder) -> Response:
     return _json(_out(ans, svc, body.user_id, notes))
 
 
-@recs.post("/recommend/session", response_model=S.RecommendOut)
-async def recommend_session(body: S.SessionIn, holder: Holder) -> Response:
+@recs.post("/recommend/session", response_model=S.RecommendOut, openapi_extra=_schema(S.SessionIn))
+async def recommend_session(request: Request) -> Response:
+    body: S.SessionIn = await _body(request, S.SessionIn)
+    holder: ServiceHolder = request.app.state.holder
     svc = holder.current()
     opts, notes = _options(svc, body)
     ans = svc.recommend_session(body.item_ids, opts)
@@ -255,8 +298,10 @@ async def recommend_session(body: S.SessionIn, holder: Holder) -> Response:
     return _json(_out(ans, svc, None, notes))
 
 
-@recs.post("/recommend/batch")
-async def recommend_batch(body: S.BatchIn, holder: Holder) -> Response:
+@recs.post("/recommend/batch", openapi_extra=_schema(S.BatchIn))
+async def recommend_batch(request: Request) -> Response:
+    body: S.BatchIn = await _body(request, S.BatchIn)
+    holder: ServiceHolder = request.app.state.holder
     if len(body.user_ids) > holder.settings.max_batch:
         raise HTTPException(422, f"user_ids: at most {holder.settings.max_batch} users per call")
     svc = holder.current()
@@ -284,8 +329,10 @@ async def similar(
     return _json(_out(ans, svc))
 
 
-@recs.post("/events")
-async def events(body: S.EventsIn, holder: Holder) -> Response:
+@recs.post("/events", openapi_extra=_schema(S.EventsIn))
+async def events(request: Request) -> Response:
+    body: S.EventsIn = await _body(request, S.EventsIn)
+    holder: ServiceHolder = request.app.state.holder
     svc = holder.current()
     now = pd.Timestamp.now(tz="UTC")
     evs = []
@@ -398,6 +445,7 @@ def create_app(settings: Settings | None = None, extra_routers: Sequence[APIRout
     app = FastAPI(title="hoprec", summary="Recommendations from a shop's relational database",
                   lifespan=lifespan)
     app.state.holder = holder
+    app.openapi = _openapi(app)
     app.dependency_overrides[get_settings] = lambda: settings
 
     @app.exception_handler(RequestValidationError)
