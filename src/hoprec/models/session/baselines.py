@@ -118,7 +118,8 @@ class SKNN(SessionRecommender):
 
     def _candidates(self, uniq: np.ndarray) -> np.ndarray:
         ip, ind = self.item_sess.indptr, self.item_sess.indices
-        parts = [ind[ip[i] : ip[i + 1]] for i in uniq]
+        n = self.config.sample_size  # the n most recent of the union are among each item's last n
+        parts = [ind[max(ip[i], ip[i + 1] - n) : ip[i + 1]] for i in uniq]
         cand = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int32)
         return cand[-self.config.sample_size :]  # the most recent ones
 

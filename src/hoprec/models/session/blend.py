@@ -63,14 +63,18 @@ class SessionBlend(SessionRecommender):
         seqs = [v.items[pre.start[i] : pre.stop[i]] for i in keep]
         seqs = [x[self.known[x]] for x in seqs]
         ok = [i for i, x in enumerate(seqs) if len(x)]
-        p, k = self._parts([seqs[i] for i in ok])
-        t = pre.target[keep][ok]
-        for w in WEIGHTS:
-            sc = (1 - w) * p + w * k
-            sc[:, ~self.known] = -np.inf
-            tgt = sc[np.arange(len(ok)), t]
-            rank = (sc > tgt[:, None]).sum(axis=1) + 1
-            self.validation_mrr[w] = float(np.where(rank <= 20, 1.0 / rank, 0.0).sum() / max(len(keep), 1))
+        targets = pre.target[keep]
+        rr = dict.fromkeys(WEIGHTS, 0.0)
+        for b in range(0, len(ok), 512):  # chunks: a catalogue of 100k items stays small
+            part = ok[b : b + 512]
+            p, k = self._parts([seqs[i] for i in part])
+            for w in WEIGHTS:
+                sc = (1 - w) * p + w * k
+                sc[:, ~self.known] = -np.inf
+                tgt = sc[np.arange(len(part)), targets[part]]
+                rank = (sc > tgt[:, None]).sum(axis=1) + 1
+                rr[w] += float(np.where(rank <= 20, 1.0 / rank, 0.0).sum())
+        self.validation_mrr = {w: v / max(len(keep), 1) for w, v in rr.items()}
         return max(WEIGHTS, key=lambda w: (self.validation_mrr[w], -w))
 
     def chosen_params(self) -> dict[str, Any]:

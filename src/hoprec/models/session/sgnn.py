@@ -49,6 +49,11 @@ class SessionGNNConfig(ModelConfig):
     patience: int = Field(2, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
     scale: float = Field(12.0, ge=0)  #: NISER scale; 0 = unnormalised dot products
+    #: 0: full softmax over all items; n > 0: sampled softmax, the batch's targets plus n shared
+    #: negatives drawn by count^0.75, with the log-q correction (for catalogues of 50k+ items)
+    negatives: int = Field(0, ge=0)
+    #: train on the prefixes of at most this many most recent sessions (0: all)
+    max_sessions: int = Field(0, ge=0)
     use_attributes: bool = True
     max_seconds: float = Field(540.0, gt=0)  #: training time budget (stops after the epoch)
     seed: int = 0
@@ -180,7 +185,12 @@ class SessionGNN(SessionRecommender):
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay)
         s = data.sessions
+        if cfg.max_sessions and len(s) > cfg.max_sessions:
+            s = s.select(np.argsort(np.argsort(s.ends, kind="stable")) >= len(s) - cfg.max_sessions)
         pre = prefixes(s)
+        q = s.item_counts(self.n_items).astype(np.float64) ** 0.75
+        q /= q.sum()
+        logq = torch.from_numpy(np.log(np.maximum(q, 1e-12)).astype(np.float32)).to(cfg.device)
         targets = torch.from_numpy(pre.target).to(cfg.device)
         val = self._validation_set(data.validation, rng)
         self.history: list[dict[str, float]] = []
@@ -195,8 +205,18 @@ class SessionGNN(SessionRecommender):
                 seqs = [s.items[max(pre.start[i], pre.stop[i] - cfg.max_length) : pre.stop[i]] for i in idx]
                 batch = self._tensors(collate(seqs, cfg.max_length))
                 table = self.net.item_table(codes_t)
-                logits = self.net.scores(self.net(table, batch), table)
-                loss = torch.nn.functional.cross_entropy(logits, targets[torch.from_numpy(idx).to(cfg.device)])
+                tgt = targets[torch.from_numpy(idx).to(cfg.device)]
+                if cfg.negatives:
+                    neg = torch.from_numpy(rng.choice(self.n_items, cfg.negatives, p=q)).to(cfg.device)
+                    cand = torch.cat([tgt, neg])
+                    logits = self.net.scores(self.net(table, batch), table[cand]) - logq[cand]
+                    hit = cand.unsqueeze(0) == tgt.unsqueeze(1)  # accidental hits other than the own
+                    hit[torch.arange(len(idx)), torch.arange(len(idx))] = False
+                    logits = logits.masked_fill(hit, float("-inf"))
+                    tgt = torch.arange(len(idx), device=cfg.device)
+                else:
+                    logits = self.net.scores(self.net(table, batch), table)
+                loss = torch.nn.functional.cross_entropy(logits, tgt)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -233,12 +253,15 @@ class SessionGNN(SessionRecommender):
     def _mrr(self, val) -> float:
         seqs, targets = val
         ok = [i for i, x in enumerate(seqs) if len(x)]
-        sc = self._score_many([seqs[i] for i in ok])
-        t = targets[ok]
-        tgt = sc[np.arange(len(ok)), t]
-        rank = (sc > tgt[:, None]).sum(axis=1) + 1
-        rr = np.where(rank <= 20, 1.0 / rank, 0.0)
-        return float(rr.sum() / max(len(targets), 1))
+        total = 0.0
+        for b in range(0, len(ok), 512):  # chunks: a catalogue of 100k items stays small
+            part = ok[b : b + 512]
+            sc = self._score_many([seqs[i] for i in part])
+            sc[:, ~self.known] = -np.inf
+            tgt = sc[np.arange(len(part)), targets[part]]
+            rank = (sc > tgt[:, None]).sum(axis=1) + 1
+            total += float(np.where(rank <= 20, 1.0 / rank, 0.0).sum())
+        return total / max(len(targets), 1)
 
     def chosen_params(self) -> dict[str, Any]:
         return {"epochs": int(getattr(self, "best_epoch", self.config.epochs))}
