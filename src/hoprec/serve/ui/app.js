@@ -37,7 +37,10 @@ async function api(path, body) {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
   const res = await fetch(path, init);
   const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(data.error || data.detail || `${res.status} ${res.statusText}`);
+  if (!res.ok) {
+    const detail = typeof data.detail === "string" ? data.detail : data.detail && JSON.stringify(data.detail);
+    throw new Error(data.error || detail || `${res.status} ${res.statusText}`);
+  }
   return data;
 }
 
