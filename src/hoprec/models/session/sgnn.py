@@ -55,7 +55,7 @@ class SessionGNNConfig(ModelConfig):
     #: train on the prefixes of at most this many most recent sessions (0: all)
     max_sessions: int = Field(0, ge=0)
     use_attributes: bool = True
-    max_seconds: float = Field(540.0, gt=0)  #: training time budget (stops after the epoch)
+    max_seconds: float = Field(540.0, gt=0)  #: training time budget (checked after each batch)
     seed: int = 0
     device: str = "cpu"  #: torch device for training and scoring, e.g. "cuda"
 
@@ -221,6 +221,8 @@ class SessionGNN(SessionRecommender):
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
+                if time.perf_counter() - t0 > cfg.max_seconds:  # the budget ends mid-epoch too
+                    break
             sched.step()
             rec = {"epoch": epoch, "loss": total / max(len(pre), 1), "seconds": time.perf_counter() - t0}
             if val is not None:
