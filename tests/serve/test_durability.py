@@ -7,6 +7,7 @@ import threading
 import time
 
 import httpx
+import pandas as pd
 import pytest
 
 from hoprec.serve.events import Event, SQLiteEventStore
@@ -108,3 +109,22 @@ def test_reload_under_load_fails_nothing_and_workers_follow(model_dirs, tmp_path
         done.set()
         a.stop()
         b.stop()
+
+
+def test_export_events_for_the_next_training_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from hoprec.cli import app
+
+    store = SQLiteEventStore(tmp_path / "e.sqlite")
+    store.append([Event("C001", "101", "purchase", 1_700_000_000_000_000_000, 2.0),
+                  Event("C002", "102", "view", 1_700_000_100_000_000_000)])
+    store.close()
+    res = CliRunner().invoke(app, ["export-events", str(tmp_path / "e.sqlite"), "-o", str(tmp_path / "ev.parquet"),
+                                   "--since", "1"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(tmp_path / "ev.parquet")
+    assert df[["user_id", "item_id", "kind"]].values.tolist() == [["C002", "102", "view"]]
+    assert str(df["time"].iloc[0]) == "2023-11-14 22:15:00+00:00"
+    res = CliRunner().invoke(app, ["export-events", str(tmp_path / "nope.sqlite"), "-o", str(tmp_path / "x.csv")])
+    assert res.exit_code == 2 and "no event store" in res.output

@@ -49,3 +49,27 @@ def serve(
     console.print(f"serving {model_dir} on http://{host}:{port} ({workers} worker(s))")
     uvicorn.run("hoprec.serve.app:app_from_env", factory=True, host=host, port=port,
                 workers=workers, log_level=log_level)
+
+
+@app.command("export-events")
+def export_events(
+    events: Annotated[Path, typer.Argument(help="The service's SQLite event store (events.sqlite).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="File (.csv, .csv.gz, .parquet) or DB_URL#table.")],
+    since: Annotated[int, typer.Option(help="Only events with a sequence number above this.")] = 0,
+) -> None:
+    """Write the events the service acknowledged (seq, user_id, item_id, kind, time, quantity), for
+    the next training run: add the file to the schema as an event table with kind_column: kind."""
+    with _friendly():
+        if not events.is_file():
+            raise FileNotFoundError(f"no event store at {events}")
+        from hoprec.serve.batch import write_frame
+        from hoprec.serve.events import SQLiteEventStore
+
+        store = SQLiteEventStore(events)
+        try:
+            frame = store.to_frame()
+        finally:
+            store.close()
+        frame = frame[frame["seq"] > since].reset_index(drop=True)
+        where = write_frame(frame, output)
+    console.print(f"wrote {len(frame):,} events to {where}")

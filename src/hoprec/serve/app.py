@@ -15,6 +15,7 @@ old model, none fails.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import json
 import secrets
@@ -102,6 +103,9 @@ class ServiceHolder:
     def _swap(self, svc: RecommendationService, model_dir: Path) -> None:
         svc.sync(self.store, force=True)  # events stored while it was being built
         old, self.service, self.model_dir = self.service, svc, model_dir
+        gc.unfreeze()  # the previous model's objects may be garbage now
+        gc.collect()
+        gc.freeze()  # the loaded model is long-lived: keep it out of the collector's later passes
         if old is not None:
             self.metrics.model.remove(old.model.name, old.model_version, str(old.data.as_of))
         self.metrics.model.labels(svc.model.name, svc.model_version, str(svc.data.as_of)).set(1)
