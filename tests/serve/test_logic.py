@@ -85,3 +85,29 @@ def test_mmr_lambda_one_is_plain_ranking(services):
     svc = services["itemknn"]
     plain = svc.recommend("C030", Options(k=6)).items
     assert svc.recommend("C030", Options(k=6, diversity=True, mmr_lambda=1.0)).items == plain
+
+
+class OutOfOrderStore:
+    """Sequence numbers that commit out of order, as with several PostgreSQL writers."""
+
+    def __init__(self) -> None:
+        self.rows: list[Event] = []
+
+    def read_since(self, seq: int, limit: int = 100_000) -> list[Event]:
+        return sorted((e for e in self.rows if e.seq > seq), key=lambda e: e.seq)[:limit]
+
+    def changed(self) -> bool:
+        return True
+
+
+def test_sync_with_overlap_catches_late_commits(model_dirs):
+    now = pd.Timestamp.now().value
+    store = OutOfOrderStore()
+    store.rows = [Event("C001", "101", "purchase", now, seq=1), Event("C001", "102", "purchase", now, seq=3)]
+    svc = RecommendationService.from_model_dir(model_dirs["repeat"])
+    plain = RecommendationService.from_model_dir(model_dirs["repeat"])
+    assert svc.sync(store, overlap=10) == 2 and plain.sync(store) == 2
+    store.rows.append(Event("C001", "103", "purchase", now, seq=2))  # committed late
+    assert svc.sync(store, overlap=10) == 1 and svc.sync(store, overlap=10) == 0
+    assert plain.sync(store) == 0  # without the overlap it is missed
+    assert svc.history(svc.user_internal("C001")[0])[3] == 3

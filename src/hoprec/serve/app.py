@@ -47,7 +47,7 @@ from prometheus_client import (  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 
 from hoprec.serve import schemas as S  # noqa: E402
-from hoprec.serve.events import Event, SQLiteEventStore  # noqa: E402
+from hoprec.serve.events import Event, EventStore, SQLiteEventStore  # noqa: E402
 from hoprec.serve.recommender import Answer, Options, RecommendationService, ServiceConfig  # noqa: E402
 from hoprec.serve.rerank import Filters  # noqa: E402
 from hoprec.serve.settings import Settings, get_settings  # noqa: E402
@@ -83,11 +83,12 @@ class ServiceHolder:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings, self.metrics = settings, metrics
         self.service: RecommendationService | None = None
-        self.store: SQLiteEventStore | None = None
+        self.store: EventStore | None = None
         self.model_dir: Path | None = None
         self.generation: str | None = None
         self.reloading: asyncio.Task | None = None
         self._polled = 0.0
+        self.overlap = 0  # sequence numbers re-read per sync (see RecommendationService.sync)
 
     def config(self) -> ServiceConfig:
         s = self.settings
@@ -97,11 +98,11 @@ class ServiceHolder:
 
     def build(self, model_dir: Path) -> RecommendationService:
         svc = RecommendationService.from_model_dir(model_dir, self.config(), self.settings.schema_path)
-        svc.sync(self.store, force=True)
+        svc.sync(self.store, force=True, overlap=self.overlap)
         return svc
 
     def _swap(self, svc: RecommendationService, model_dir: Path) -> None:
-        svc.sync(self.store, force=True)  # events stored while it was being built
+        svc.sync(self.store, force=True, overlap=self.overlap)  # events stored while it was being built
         old, self.service, self.model_dir = self.service, svc, model_dir
         gc.unfreeze()  # the previous model's objects may be garbage now
         gc.collect()
@@ -119,7 +120,12 @@ class ServiceHolder:
             require("faiss", "serve").omp_set_num_threads(s.threads)
         if s.model_dir is None:
             raise ValueError("no model directory: set HOPREC_MODEL_DIR or pass MODEL_DIR")
-        self.store = SQLiteEventStore(s.resolved_events_path())
+        if s.events_url:
+            from hoprec.serve.pg_events import PostgresEventStore
+
+            self.store, self.overlap = PostgresEventStore(s.events_url), 1000
+        else:
+            self.store = SQLiteEventStore(s.resolved_events_path())
         model_dir = Path(s.model_dir).resolve()
         gen = self.store.get_meta(GENERATION)
         if gen:  # a reload from this same start directory outlives restarts
@@ -135,7 +141,7 @@ class ServiceHolder:
         svc = self.service
         if svc is None:
             raise HTTPException(503, "the model is still loading")
-        svc.sync(self.store)
+        svc.sync(self.store, overlap=self.overlap)
         now = time.monotonic()
         if now - self._polled > self.settings.reload_poll_s and self.reloading is None:
             self._polled = now
@@ -350,7 +356,7 @@ async def events(request: Request) -> Response:
     seqs = await asyncio.to_thread(holder.store.append, evs)  # durable before we answer
     holder.metrics.events.inc(len(evs))
     svc = holder.service
-    svc.sync(holder.store, force=True)  # the user's next /recommend reflects them
+    svc.sync(holder.store, force=True, overlap=holder.overlap)  # the next /recommend reflects them
     applied = [str(e.item_id).strip() in svc.item_lookup and ev.time_ns >= svc.as_of_ns
                for e, ev in zip(body.events, evs)]
     return _json({"stored": len(seqs), "seqs": seqs, "applied": applied})

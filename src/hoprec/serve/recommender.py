@@ -120,6 +120,7 @@ class RecommendationService:
         self.extra: dict[int, list[tuple[int, int, float]]] = {}
         self.version: dict[int, int] = {}
         self.last_seq = 0
+        self._seen: set[int] = set()
         self.cache: OrderedDict = OrderedDict()
         # a cached entry holds up to one float32 per item: keep the cache within cache_mb
         per_entry = 4 * n_items + 64
@@ -177,16 +178,25 @@ class RecommendationService:
             self.last_seq = max(self.last_seq, max(e.seq for e in events))
         return applied
 
-    def sync(self, store: Any, force: bool = False) -> int:
-        """Apply what ``store`` holds beyond the last sequence number seen; returns how many."""
+    def sync(self, store: Any, force: bool = False, overlap: int = 0) -> int:
+        """Apply what ``store`` holds beyond the last sequence number seen; returns how many.
+
+        ``overlap`` re-reads that many numbers below the last one and skips those already applied:
+        for stores whose numbers may commit out of order (PostgreSQL with several writers)."""
         if not (force or store.changed()):
             return 0
         n = 0
+        start = max(0, self.last_seq - overlap)
         while True:
-            batch = store.read_since(self.last_seq)
+            batch = [e for e in store.read_since(start) if e.seq not in self._seen]
             if not batch:
                 return n
             self.apply_events(batch)
+            if overlap:
+                self._seen.update(e.seq for e in batch)
+                if len(self._seen) > 4 * overlap:
+                    self._seen = {s for s in self._seen if s > self.last_seq - overlap}
+            start = max(start, max(e.seq for e in batch))
             n += len(batch)
 
     def history(self, u: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

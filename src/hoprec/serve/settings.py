@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     api_key: str | None = None
     #: SQLite event store (default: ``events.sqlite`` beside the model directory)
     events_path: Path | None = None
+    #: PostgreSQL event store shared by several instances (``postgresql://...``; issue 7's
+    #: :class:`~hoprec.serve.pg_events.PostgresEventStore`); replaces ``events_path`` when set
+    events_url: str | None = None
     #: largest request body accepted, in bytes (413 above)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     #: most users per ``/recommend/batch`` call
