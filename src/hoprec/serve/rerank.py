@@ -133,7 +133,10 @@ class Catalogue:
                     m &= self.price >= f.price_min
                 if f.price_max is not None:
                     m &= self.price <= f.price_max
-        if f.available_only and self.available is not None:
+        if f.available_only:
+            if self.available is None:
+                raise ValueError("filters.available_only: this catalogue has no availability column "
+                                 "(set HOPREC_AVAILABLE_COLUMN to an item column)")
             m &= self.available
         if f.allow_items is not None:
             allow = np.zeros(self.n_items, dtype=bool)
