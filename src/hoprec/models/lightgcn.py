@@ -23,7 +23,8 @@ resumes).  Then the graph is rebuilt at the cutoff and everything is embedded wi
 weights.
 
 Defaults (The Complete Journey validation window): ``dim=64``, ``layers=2``, ``steps=400``,
-``batch_size=2048``, ``lr=0.01``, ``loss="softmax"``, ``negatives=2048``, ``temperature=0.2``,
+``batch_size=2048``, ``lr=0.005``, ``loss="bpr"`` (validation MAP@12 0.082 against 0.049 for
+the sampled softmax), ``negatives=2048`` and ``temperature=0.2`` (softmax only),
 ``reg=1e-5``, ``id_dropout=0.2``, ``attributes=True``, ``half_life_days=90``, ``n_windows=1``,
 ``eval_every=50``, ``patience=4``, ``seed=0``.
 """
@@ -49,8 +50,8 @@ class LightGCNConfig(ModelConfig):
     layers: int = Field(default=2, ge=0, le=4)
     steps: int = Field(default=400, ge=1)
     batch_size: int = Field(default=2048, ge=16)
-    lr: float = Field(default=0.01, gt=0)
-    loss: str = Field(default="softmax", pattern="^(softmax|bpr)$")
+    lr: float = Field(default=0.005, gt=0)
+    loss: str = Field(default="bpr", pattern="^(softmax|bpr)$")  # bpr: 0.082 vs 0.049 (CJ val)
     negatives: int = Field(default=2048, ge=0)  # extra uniform negatives shared by the batch
     temperature: float = Field(default=0.2, gt=0)
     reg: float = Field(default=1e-5, ge=0)  # L2 on the batch's id embeddings
