@@ -116,3 +116,13 @@ def test_transition_graph_is_directed_counted_and_recency_weighted():
 def test_attribute_graph_links_items_to_categories():
     m = attribute_graph(np.array([0, 1, 0, -1]))
     assert m.shape == (4, 2) and m[2, 0] == 1 and m[3].nnz == 0
+
+
+def test_shuffled_ties_are_a_seeded_permutation_within_the_session():
+    items = np.arange(8)
+    t = ts(*["10:00"] * 6, "10:01", "10:02")
+    a = sessionize(items, t, session_keys=np.zeros(8), shuffle_ties=0)
+    b = sessionize(items, t, session_keys=np.zeros(8), shuffle_ties=0)
+    assert a.items.tolist() == b.items.tolist()  # seeded
+    assert sorted(a.items[:6].tolist()) == list(range(6)) and a.items[:6].tolist() != list(range(6))
+    assert a.items[6:].tolist() == [6, 7]  # later timestamps stay later

@@ -126,6 +126,9 @@ class SessionSpec(_Strict):
     test_when: str | None = None
     test_days: float = Field(1.0, gt=0)
     split_gap_minutes: float = Field(0.0, ge=0)
+    #: order of a session's events with equal timestamps: their source rows, or a seeded shuffle
+    #: (for baskets whose rows are sorted by item id, where row order would be a fake pattern)
+    tie_order: Literal["source", "shuffle"] = "source"
 
 
 class EventSpec(_Strict):

@@ -96,6 +96,7 @@ def sessionize(
     session_keys: np.ndarray | None = None,
     visitor_keys: np.ndarray | None = None,
     gap: pd.Timedelta = DEFAULT_GAP,
+    shuffle_ties: int | None = None,
 ) -> Sessions:
     """Group events into sessions.
 
@@ -103,13 +104,14 @@ def sessionize(
     column (used as given); else ``visitor_keys`` (one id per visitor) split on pauses longer
     than ``gap``.  With neither, an error.  Events keep their row order among equal timestamps.
     Rows with an empty session or visitor key cannot be placed: they raise a ValueError.
+    ``shuffle_ties`` (a seed): equal timestamps in a seeded random order instead.
     """
     item_ids = np.asarray(item_ids, dtype=np.int64)
     times = np.asarray(times).astype("datetime64[ns]")
     n = len(item_ids)
     if len(times) != n:
         raise ValueError(f"item_ids ({n}) and times ({len(times)}) must have the same length")
-    rows = np.arange(n)
+    rows = np.arange(n) if shuffle_ties is None else np.random.default_rng(shuffle_ties).permutation(n)
     if session_keys is not None:
         keys = pd.Series(session_keys)
         _check_keys(keys, "session")

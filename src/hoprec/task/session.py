@@ -91,10 +91,12 @@ class SessionTask:
         ids = items.to_internal(df[self.item_column].to_numpy())
         times = df[self.time_column].to_numpy(dtype="datetime64[ns]")
         gap = pd.Timedelta(minutes=self.settings.gap_minutes)
+        seed = 0 if self.settings.tie_order == "shuffle" else None
         if self.session_column:
-            s = sessionize(ids, times, session_keys=df[self.session_column].to_numpy())
+            s = sessionize(ids, times, session_keys=df[self.session_column].to_numpy(), shuffle_ties=seed)
         else:
-            s = sessionize(ids, times, visitor_keys=df[self.visitor_column].to_numpy(), gap=gap)
+            s = sessionize(ids, times, visitor_keys=df[self.visitor_column].to_numpy(), gap=gap,
+                           shuffle_ties=seed)
         return s, items
 
     def item_attributes(self, db: Database, items: IdMap) -> tuple[np.ndarray, tuple[str, ...]]:
