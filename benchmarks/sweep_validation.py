@@ -1,0 +1,78 @@
+"""Validation-window sweep: load a dataset once, fit several model settings in parallel.
+
+Run:  python benchmarks/sweep_validation.py cj benchmarks/sweeps/lightgcn.json [--workers 8]
+Prints one JSON line per setting (validation MAP@12 and Recall@12, fit seconds, the last
+training-log rows) and appends them to benchmarks/results/sweep_<name>.jsonl.  These are
+validation figures, for choosing defaults; headline figures come from `hoprec evaluate` (test).
+Each worker forks after loading, so give each setting ``num_threads`` = cores / workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from hoprec.data.database import load_database
+from hoprec.data.schema import load_schema
+from hoprec.evaluate import metrics as M
+from hoprec.evaluate.protocol import make_split
+from hoprec.models.registry import create_model
+from hoprec.task.task import Task
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = {
+    "cj": ("examples/completejourney/schema.yaml",
+           "PREDICT LIST_DISTINCT(transactions.product_id, 0, 30, days) RANK TOP 12 FOR EACH households.household_id"),
+    "or": ("examples/online_retail/schema.yaml",
+           "PREDICT LIST_DISTINCT(invoice_lines.StockCode, 0, 30, days) RANK TOP 12 FOR EACH customers.CustomerID"),
+}
+_SPLIT = None
+
+
+def _run(spec: tuple[str, dict]) -> dict:
+    name, params = spec
+    t0 = time.perf_counter()
+    try:
+        model = create_model(name, **params).fit(_SPLIT.dataset)
+        fit = time.perf_counter() - t0
+        rec = model.recommend(_SPLIT.users, 12)
+        met = M.ranking_metrics(rec.items, _SPLIT.truth_indptr, _SPLIT.truth_indices, 12)
+        log = model.training_log() if hasattr(model, "training_log") else []
+        return {"model": name, "params": params, "val_map": round(float(np.nanmean(met["map"])), 4),
+                "val_recall": round(float(np.nanmean(met["recall"])), 4), "fit_s": round(fit, 1),
+                "log_tail": log[-3:]}
+    except Exception as e:  # one failing setting must not hide the others
+        return {"model": name, "params": params, "error": repr(e)}
+
+
+def main() -> None:
+    global _SPLIT
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dataset", choices=sorted(DATASETS))
+    ap.add_argument("runs", type=Path, help="JSON list of [model, params] pairs")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    schema_path, query = DATASETS[args.dataset]
+    schema = load_schema(ROOT / schema_path)
+    db = load_database(schema)
+    task = Task.from_query(schema, query)
+    _SPLIT = make_split(task, db, task.cutoffs(db)["val"], "validation")
+    runs = [tuple(r) for r in json.loads(args.runs.read_text())]
+    out = ROOT / "benchmarks" / "results" / f"sweep_{args.runs.stem}.jsonl"
+    stamp = {"dataset": args.dataset, "date": time.strftime("%Y-%m-%d"),
+             "machine": f"{platform.node()} ({__import__('os').cpu_count()} cores)"}
+    with ProcessPoolExecutor(args.workers) as ex, out.open("a") as f:
+        for r in ex.map(_run, runs):
+            line = json.dumps({**stamp, **r})
+            print(line, flush=True)
+            f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
