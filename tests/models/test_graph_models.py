@@ -117,3 +117,12 @@ def test_checkpoint_resume_gives_the_same_model(name, shop_dataset, tmp_path):
     assert a.training_log() and all(0 <= r["val"] <= 1 for r in a.training_log())
     b = create_model(name, **params).fit(shop_dataset)
     np.testing.assert_array_equal(a.recommend(users, 5).items, b.recommend(users, 5).items)
+
+
+def test_hybrid_feature_ablation(shop_dataset):
+    m = create_model("hybrid", drop_features=["item_graph", "count"], n_windows=1, n_estimators=10,
+                     horizon_days=7).fit(shop_dataset)
+    assert "cooc" not in m.feature_names() and "count" not in m.feature_names()
+    assert "rep_h7" in m.feature_names() and m.booster.num_feature() == len(m.feature_names())
+    with pytest.raises(ValueError, match="neither a feature nor a group"):
+        create_model("hybrid", drop_features=["nope"], n_windows=1).fit(shop_dataset)

@@ -59,6 +59,7 @@ class HybridConfig(ModelConfig):
     embedding: str | None = None  # a graph model whose score is a feature, e.g. "lightgcn"
     embedding_params: dict[str, Any] = Field(default_factory=dict)
     embedding_candidates: int = Field(default=50, ge=0)
+    drop_features: list[str] = Field(default_factory=list)  # feature or group names (ablations)
 
 
 class Hybrid(Recommender):
@@ -111,9 +112,24 @@ class Hybrid(Recommender):
         self.emb = self._embed_at(dataset, None)
         self._prepare(dataset.cutoff)
 
-    def feature_names(self) -> list[str]:
+    def _all_features(self) -> list[str]:
         extra = ["emb_score", "emb_rank"] if self.config.embedding else []  # type: ignore[attr-defined]
         return [*pf.FEATURES, *extra]
+
+    def _kept(self) -> np.ndarray:
+        """Mask over :meth:`_all_features` without ``drop_features`` (names or group names)."""
+        groups = {**pf.GROUPS, "embedding": ("emb_score", "emb_rank")}
+        names = self._all_features()
+        drop: set[str] = set()
+        for d in self.config.drop_features:  # type: ignore[attr-defined]
+            if d not in groups and d not in names:
+                raise ValueError(f"hybrid: drop_features {d!r} is neither a feature nor a group; "
+                                 f"groups: {', '.join(groups)}")
+            drop.update(groups.get(d, (d,)))
+        return np.array([n not in drop for n in names])
+
+    def feature_names(self) -> list[str]:
+        return [n for n, k in zip(self._all_features(), self._kept()) if k]
 
     def _embed_at(self, dataset: Dataset, t: pd.Timestamp | None):
         """(user vectors, item vectors) of the embedding model fitted on events before ``t``
@@ -149,11 +165,11 @@ class Hybrid(Recommender):
 
     def _features(self, hist, u: np.ndarray, i: np.ndarray, emb) -> np.ndarray:
         x = pf.pair_features(hist, u, i, self.groups)
-        if emb is None:
-            return x
-        score = np.einsum("ij,ij->i", emb[0][u], emb[1][i]).astype(np.float64)
-        rank = pf._rank_within_user(u, score)
-        return np.column_stack([x, score, rank]).astype(np.float32)
+        if emb is not None:
+            score = np.einsum("ij,ij->i", emb[0][u], emb[1][i]).astype(np.float64)
+            rank = pf._rank_within_user(u, score)
+            x = np.column_stack([x, score, rank]).astype(np.float32)
+        return x[:, self._kept()]
 
     def _prepare(self, cutoff: pd.Timestamp) -> None:
         cfg: HybridConfig = self.config  # type: ignore[assignment]

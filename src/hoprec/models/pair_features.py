@@ -31,6 +31,19 @@ FEATURES: tuple[str, ...] = (
 )
 
 
+#: feature groups, for ablations (``Hybrid(drop_features=[...])`` takes group or column names)
+GROUPS: dict[str, tuple[str, ...]] = {
+    "pair_recency": (*(f"rep_h{int(h)}" for h in HALF_LIVES), "share_h30", "share_h90", "rank_h90"),
+    "pair_counts": ("count", "count_share", "is_own", "expected30"),
+    "pair_timing": ("days_since_last", "days_since_first", "interval_mean", "overdue"),
+    "item": ("item_pop7", "item_pop30", "item_pop_all", "item_trend", "item_repeat_rate", "item_age"),
+    "user": ("user_baskets", "user_days_since_last", "user_repeat_share", "user_baskets30", "user_baskets90"),
+    "item_graph": ("cooc", "after"),
+    "category": ("cat_share",),
+}
+assert sorted(c for g in GROUPS.values() for c in g) == sorted(FEATURES)
+
+
 def _lookup(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``m[rows[k], cols[k]]`` for every k, vectorised (0 where absent)."""
     m = m.tocsr()
