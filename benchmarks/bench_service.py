@@ -175,25 +175,34 @@ def histogram_quantiles(before: dict, after: dict) -> dict:
 
 
 async def events_reflected(port, users, trials: int) -> dict:
-    """Purchase an item the user was not shown, then ask again: time until the list shows it."""
+    """Purchase an item the user was not shown, then ask again: the time from sending the event to
+    the answer, whether that answer took the event into account (``folded_events`` grew), whether
+    the list changed and whether it shows the item (repeat-purchase models put it first; a
+    factor model moves the whole list instead)."""
     conn = Conn(port)
     rng = random.Random(7)
-    times, reflected = [], 0
+    times, reflected, changed, shown_after = [], 0, 0, 0
     for _ in range(trials):
         user = rng.choice(users)
         _, first = await conn.request("POST", "/recommend", json.dumps({"user_id": user, "k": 12}).encode())
-        shown = {it["item_id"] for it in json.loads(first)["items"]}
-        _, sim = await conn.request("GET", f"/items/{next(iter(shown))}/similar?k=50")
+        first = json.loads(first)
+        shown = [it["item_id"] for it in first["items"]]
+        _, sim = await conn.request("GET", f"/items/{shown[0]}/similar?k=50")
         item = next(it["item_id"] for it in json.loads(sim)["items"] if it["item_id"] not in shown)
         ev = {"events": [{"user_id": user, "item_id": item, "kind": "purchase"}] * 3}
         t0 = time.perf_counter()
         status, _ = await conn.request("POST", "/events", json.dumps(ev).encode())
         _, after = await conn.request("POST", "/recommend", json.dumps({"user_id": user, "k": 12}).encode())
         times.append(time.perf_counter() - t0)
-        reflected += status == 200 and item in {it["item_id"] for it in json.loads(after)["items"]}
+        after = json.loads(after)
+        now = [it["item_id"] for it in after["items"]]
+        reflected += status == 200 and after["folded_events"] >= first["folded_events"] + 3
+        changed += now != shown
+        shown_after += item in now
     conn.close()
     ms = np.array(times) * 1000
-    return {"trials": trials, "reflected": reflected, "p50_ms": round(float(np.median(ms)), 2),
+    return {"trials": trials, "reflected": reflected, "list_changed": changed,
+            "item_shown": shown_after, "p50_ms": round(float(np.median(ms)), 2),
             "p99_ms": round(float(np.percentile(ms, 99)), 2), "max_ms": round(float(ms.max()), 2)}
 
 

@@ -428,23 +428,39 @@ class RecommendationService:
         top, sc = self._rank(None, scores, mask, opts)
         return self._answer(top, sc, source, opts, None, True)
 
-    def recommend_internal(self, users: np.ndarray, k: int, exclude=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def recommend_internal(self, users: np.ndarray, k: int, exclude=None,
+                           batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Batch export on internal ids (``hoprec predict``): ``(items (n, k) -1 padded, scores,
         sources)``; ``exclude`` is a users x items matrix (rows past it exclude nothing)."""
+        users = np.asarray(users, dtype=np.int64)
         n = len(users)
         out_i = np.full((n, k), -1, np.int64)
         out_s = np.full((n, k), -np.inf, np.float32)
         sources = []
         opts = Options(k=k, exclude_purchased=False)
-        for row, u in enumerate(np.asarray(users, dtype=np.int64).tolist()):
-            known = 0 <= u < len(self.users)
-            ex = None
-            if exclude is not None and known and u < exclude.shape[0]:
-                ex = exclude[u].indices.astype(np.int64)
-            ids, scores, source, _, _ = self._scores(u if known else None, known, None, k)
-            top, sc = self._rank(ids, scores, self._mask(opts, ex), opts, u if known else None)
-            out_i[row, : len(top)], out_s[row, : len(top)] = top, sc
-            sources.append(source)
+        n_known = len(self.users)
+        for start in range(0, n, batch_size):
+            chunk = users[start : start + batch_size]
+            # users the model scores densely, as they are: one batched call (hybrid, repeat, ...)
+            dense = (chunk < n_known) & self.model._can_score(chunk.copy())
+            dense &= np.array([u not in self.extra for u in chunk.tolist()], dtype=bool)
+            if self.index is not None:
+                dense[:] = False
+            block = self.model._score(chunk[dense]) if dense.any() else None
+            j = 0
+            for off, u in enumerate(chunk.tolist()):
+                known = 0 <= u < n_known
+                ex = None
+                if exclude is not None and known and u < exclude.shape[0]:
+                    ex = exclude[u].indices.astype(np.int64)
+                if dense[off]:
+                    ids, scores, source = None, np.asarray(block[j], np.float32), "model"
+                    j += 1
+                else:
+                    ids, scores, source, _, _ = self._scores(u if known else None, known, None, k)
+                top, sc = self._rank(ids, scores, self._mask(opts, ex), opts, u if known else None)
+                out_i[start + off, : len(top)], out_s[start + off, : len(top)] = top, sc
+                sources.append(source)
         return out_i, out_s, sources
 
     def describe(self) -> dict:
