@@ -361,13 +361,20 @@ class RecommendationService:
         session = None
         if item_ids:
             session, _ = self.item_internal(item_ids)
-        ids, scores, source, n_new, cached = self._scores(u, known, session, opts.k)
-        items, times, weights, _ = self.history(u)
+        items, times, weights, n_new = self.history(u)
         excl = self.data.exclude_purchased if opts.exclude_purchased is None else opts.exclude_purchased
         purchased = np.unique(items[weights > 0]) if excl else None
         if exclude is not None:
             purchased = exclude if purchased is None else np.union1d(purchased, exclude)
         mask = self._mask(opts, purchased)
+        allowed = self.catalogue.allowed(mask) if mask is not None else None
+        if (self.index is not None and allowed is not None and known and n_new == 0 and session is None
+                and self.model._can_score(np.array([u], dtype=np.int64))[0]):
+            # a selective filter: score the allowed items exactly instead of searching the index
+            ids, scores, source, cached = allowed, self._exact(u, allowed), "model", False
+            self.counters["exact_filtered"] += 1
+        else:
+            ids, scores, source, n_new, cached = self._scores(u, known, session, opts.k)
         top, sc = self._rank(ids, scores, mask, opts, u if source == "model" and known else None)
         message = None
         if not known:
