@@ -62,7 +62,12 @@ def evaluate(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for results.json and leaderboard.md.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write the HTML report with figures (`hoprec report`) to this folder.")] = None,
 ) -> None:
-    """Temporal evaluation: tune on validation, report test figures for every model."""
+    """Temporal evaluation: tune on validation, report test figures for every model.
+
+    A session query (PREDICT NEXT(table.item) RANK TOP k FOR EACH SESSION) runs the session
+    protocol instead: every prefix of every test session against its next item, with the
+    session models (default: session_pop, transitions, sknn, vsknn, sgnn, sgnn_vsknn).
+    """
     _run_evaluate(schema, query, models, k, output, report)
 
 
