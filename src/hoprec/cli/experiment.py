@@ -64,9 +64,7 @@ def evaluate(
 ) -> None:
     """Temporal evaluation: tune on validation, report test figures for every model.
 
-    A session query (PREDICT NEXT(table.item) RANK TOP k FOR EACH SESSION) runs the session
-    protocol instead: every prefix of every test session against its next item, with the
-    session models (default: session_pop, transitions, sknn, vsknn, sgnn, sgnn_vsknn).
+    A session query (PREDICT NEXT(table.item) RANK TOP k FOR EACH SESSION) runs the session protocol instead: every prefix of every test session against its next item, with the session models (default: session_pop, transitions, sknn, vsknn, sgnn, sgnn_vsknn).
     """
     _run_evaluate(schema, query, models, k, output, report)
 
