@@ -312,3 +312,19 @@ def test_to_pyg(rich_graph):
     assert torch.equal(data[et].edge_index, rich_graph.edges[et].edge_index)
     assert data["products"].x.shape == rich_graph.x_num["products"].shape
     data.validate()
+
+
+def test_exclude_tables_leaves_a_table_out(rich_dataset, rich_task):
+    from hoprec.graph.hetero import GraphConfig, build_graph
+
+    full = build_graph(rich_dataset, rich_task, GraphConfig())
+    others = [t for t in full.node_types if ":" not in t and t not in (full.entity_type, full.item_type)]
+    assert others, "the rich shop has tables besides customers and products"
+    drop = others[0]
+    g = build_graph(rich_dataset, rich_task, GraphConfig(exclude_tables=(drop,)))
+    assert drop not in g.node_types
+    assert not [e for e in g.edge_types if drop in (e[0], e[2])]
+    with pytest.raises(ValueError, match="task's own table"):
+        build_graph(rich_dataset, rich_task, GraphConfig(exclude_tables=(full.item_type,)))
+    with pytest.raises(ValueError, match="no table"):
+        build_graph(rich_dataset, rich_task, GraphConfig(exclude_tables=("nope",)))

@@ -76,6 +76,7 @@ class GraphConfig(BaseModel):
     max_item_neighbours: int = Field(default=50, ge=1)  # top-k per item for derived edges
     text_dim: int = Field(default=64, ge=1)  # hashed buckets per text column
     max_pairs: int = Field(default=5_000_000, ge=1000)  # item pairs per derived chunk (memory)
+    exclude_tables: tuple[str, ...] = ()  # tables left out (ablations); not the task's own
 
 
 def rev(relation: str) -> str:
@@ -112,6 +113,15 @@ class _Builder:
         self.parts: dict[EdgeType, list[tuple[np.ndarray, ...]]] = defaultdict(list)
         self.graph = HeteroGraph({}, {}, entity_type=task.entity_table, item_type=task.item_table,
                                  cutoff=pd.Timestamp(dataset.cutoff))
+        own = {task.entity_table, task.item_table, *(h.table for h in task.history)}
+        for t in config.exclude_tables:
+            if t not in self.schema.tables:
+                raise ValueError(f"GraphConfig.exclude_tables: no table {t!r} in schema "
+                                 f"(tables: {', '.join(self.schema.tables)})")
+            if t in own:
+                raise ValueError(f"GraphConfig.exclude_tables: {t!r} is the task's own table; "
+                                 f"only other tables can be left out")
+        self.excluded = set(config.exclude_tables)
 
     # ------------------------------------------------------------------ nodes
     def node_tables(self) -> list[str]:
@@ -119,12 +129,14 @@ class _Builder:
         pointed = {t for s in tables.values() for t in s.foreign_keys.values()}
         folded = {s.attributes_from for s in tables.values() if s.attributes_from} - pointed
         first = [self.task.entity_table, self.task.item_table]
-        rest = [n for n, s in tables.items() if s.primary_key and n not in folded and n not in first]
+        rest = [n for n, s in tables.items()
+                if s.primary_key and n not in folded and n not in first and n not in self.excluded]
         return list(dict.fromkeys(first)) + rest
 
     def column_types(self, table: str) -> dict[str, str]:
         spec = self.schema.tables[table]
-        types = dict(self.schema.tables[spec.attributes_from].columns) if spec.attributes_from else {}
+        borrowed = spec.attributes_from and spec.attributes_from not in self.excluded
+        types = dict(self.schema.tables[spec.attributes_from].columns) if borrowed else {}
         types.update(spec.columns)
         tc = self.db.time_columns.get(table)
         if tc:
@@ -136,7 +148,8 @@ class _Builder:
         """The table's rows aligned to node ids (ids without a row: all missing)."""
         spec = self.schema.tables[table]
         df = self.db[table]
-        if spec.attributes_from and spec.attributes_from in self.db.tables:
+        if (spec.attributes_from and spec.attributes_from in self.db.tables
+                and spec.attributes_from not in self.excluded):
             attrs = self.db[spec.attributes_from]
             extra = [c for c in attrs.columns if c not in df.columns]
             if extra:
@@ -296,7 +309,7 @@ def build_graph(
     b.nodes(encoders or {})
     history = {h.table: h for h in task.history}
     for name, spec in task.schema.tables.items():
-        if name not in b.db.tables:
+        if name not in b.db.tables or name in b.excluded:
             continue
         if name in history:
             b.event_edges(history[name])

@@ -32,12 +32,14 @@ def restrict(dataset: Dataset, t: pd.Timestamp) -> Dataset:
 
 
 def build_graphs(dataset: Dataset, t_train: pd.Timestamp, half_life_days: float | None,
-                 item_neighbours: int = 10):
+                 item_neighbours: int = 10, **graph: object):
+    """``graph``: more :class:`~hoprec.graph.hetero.GraphConfig` settings (e.g. for ablations:
+    ``exclude_tables``, ``attribute_nodes``, ``context_edges``, ``co_purchase``)."""
     from hoprec.graph.hetero import GraphConfig, build_graph
 
     if dataset.task is None:
         raise ValueError("graph models need the task: build the Dataset with Task.build_dataset")
-    cfg = GraphConfig(half_life_days=half_life_days, max_item_neighbours=item_neighbours)
+    cfg = GraphConfig(half_life_days=half_life_days, max_item_neighbours=item_neighbours, **graph)
     g_train = build_graph(restrict(dataset, t_train), dataset.task, cfg)
     g_full = build_graph(dataset, dataset.task, cfg, encoders=g_train.encoders)
     return g_train, g_full

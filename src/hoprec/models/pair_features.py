@@ -27,7 +27,8 @@ FEATURES: tuple[str, ...] = (
     "overdue", "item_pop7", "item_pop30", "item_pop_all", "item_trend", "item_repeat_rate",
     "item_age", "user_baskets", "user_days_since_last", "user_repeat_share", "cooc", "after",
     "cat_share", "is_own", "share_h30", "share_h90", "rank_h90", "user_baskets30",
-    "user_baskets90", "expected30",
+    "user_baskets90", "expected30", "cat_rep_h30", "cat_days_since_last", "cat_item_share",
+    "cat_overdue",
 )
 
 
@@ -40,6 +41,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "user": ("user_baskets", "user_days_since_last", "user_repeat_share", "user_baskets30", "user_baskets90"),
     "item_graph": ("cooc", "after"),
     "category": ("cat_share",),
+    "category_timing": ("cat_rep_h30", "cat_days_since_last", "cat_item_share", "cat_overdue"),
 }
 assert sorted(c for g in GROUPS.values() for c in g) == sorted(FEATURES)
 
@@ -204,6 +206,7 @@ def pair_features(h: History, u: np.ndarray, i: np.ndarray, item_groups: np.ndar
     cooc = _walk_score(walk, h.cooc, u, i)
     after = _walk_score(walk, h.after, u, i)
     cat = _category_share(h, u, i, item_groups)
+    cat_cols = _category_timing(h, u, i, item_groups, count)
     feats = [
         *cols, count, count / np.maximum(h.user_baskets[u], 1), last, first, interval,
         np.divide(last, interval, out=np.full(len(u), np.nan), where=interval > 0), h.item_pop7[i], h.item_pop30[i], h.item_pop_all[i],
@@ -212,7 +215,7 @@ def pair_features(h: History, u: np.ndarray, i: np.ndarray, item_groups: np.ndar
         (count > 0).astype(np.float64),
         cols[1] / np.maximum(h.rep_rowsum[1][u], 1e-9), cols[2] / np.maximum(h.rep_rowsum[2][u], 1e-9),
         _rank_within_user(u, cols[2]), h.user_baskets30[u], h.user_baskets90[u],
-        count / np.maximum(h.user_baskets[u], 1) * h.user_baskets30[u],
+        count / np.maximum(h.user_baskets[u], 1) * h.user_baskets30[u], *cat_cols,
     ]
     return np.column_stack(feats).astype(np.float32)
 
@@ -254,3 +257,36 @@ def _category_share(h: History, u: np.ndarray, i: np.ndarray, groups: np.ndarray
     ug = (h.count @ sp.csr_matrix((np.ones(h.n_items), (np.arange(h.n_items), g)), shape=(h.n_items, n_g))).tocsr()
     tot = np.asarray(h.count.sum(axis=1)).ravel()
     return _lookup(ug, u, g[i]) / np.maximum(tot[u], 1)
+
+
+def _category_timing(h: History, u: np.ndarray, i: np.ndarray, groups: np.ndarray | None,
+                     count: np.ndarray) -> list[np.ndarray]:
+    """The customer's rhythm in the item's group (e.g. "milk", whichever brand): decayed count
+    (half-life 30 days), days since they last bought anything in it, this item's share of their
+    purchases there, and how overdue the group is (days since last / mean days between baskets
+    in it).  A grocery shopper rotates between variants; the group says the need is due."""
+    nan = np.full(len(u), np.nan)
+    if groups is None:
+        return [nan, nan, nan, nan]
+    g = np.where(groups < 0, groups.max() + 1, groups)
+    n_g = int(g.max()) + 1
+    users, local = np.unique(u, return_inverse=True)
+    G = sp.csr_matrix((np.ones(h.n_items), (np.arange(h.n_items), g)), shape=(h.n_items, n_g))
+    rep = (h.rep[1][users] @ G).tocsr()
+    cnt = (h.count[users] @ G).tocsr()
+    last = h.last[users].tocoo()  # days since last + 1, per (user, item)
+    first = h.first[users].tocoo()
+    ug_last = pd.DataFrame({"r": last.row, "g": g[last.col], "v": last.data}).groupby(["r", "g"])["v"].min()
+    ug_first = pd.DataFrame({"r": first.row, "g": g[first.col], "v": first.data}).groupby(["r", "g"])["v"].max()
+    idx = ug_last.index.to_frame().to_numpy()
+    m_last = sp.csr_matrix((ug_last.to_numpy(), (idx[:, 0], idx[:, 1])), shape=(len(users), n_g))
+    idx = ug_first.index.to_frame().to_numpy()
+    m_first = sp.csr_matrix((ug_first.to_numpy(), (idx[:, 0], idx[:, 1])), shape=(len(users), n_g))
+    gi = g[i]
+    c = _lookup(cnt, local, gi)
+    since = _lookup(m_last, local, gi) - 1.0
+    span = _lookup(m_first, local, gi) - 1.0 - since
+    since[c == 0] = np.nan
+    interval = np.where(c >= 2, span / np.maximum(c - 1, 1), np.nan)
+    overdue = np.divide(since, interval, out=np.full(len(u), np.nan), where=interval > 0)
+    return [_lookup(rep, local, gi), since, np.where(c > 0, count / np.maximum(c, 1), np.nan), overdue]

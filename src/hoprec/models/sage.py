@@ -80,6 +80,7 @@ class SAGEConfig(ModelConfig):
     seed: int = 0
     num_threads: int = 0
     checkpoint_dir: str | None = None  # write checkpoints here; a rerun resumes from them
+    graph: dict[str, Any] = Field(default_factory=dict)  # more GraphConfig settings (ablations)
 
 
 class GraphSAGE(Recommender):
@@ -103,7 +104,7 @@ class GraphSAGE(Recommender):
         horizon = pd.Timedelta(days=cfg.horizon_days) if cfg.horizon_days else (
             dataset.horizon or pd.Timedelta(days=30))
         t_train = dataset.cutoff - horizon
-        g_train, g_full = build_graphs(dataset, t_train, cfg.half_life_days, cfg.item_neighbours)
+        g_train, g_full = build_graphs(dataset, t_train, cfg.half_life_days, cfg.item_neighbours, **cfg.graph)
         self.net = HeteroSAGE(g_full, cfg.dim, cfg.layers, cfg.max_nodes_per_type, attention=self.attention)
         def warm_at(t):
             wu, wi = warm_nodes(dataset, t)
