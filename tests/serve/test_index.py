@@ -64,3 +64,14 @@ def test_service_overfetch_recall(indexes):
     scores[cand < 0] = -np.inf
     top = np.take_along_axis(cand, np.argsort(-scores, axis=1)[:, :k], 1)
     assert recall_at_k(top, truth) >= 0.98
+
+
+def test_hnsw_graph_is_cached(tmp_path):
+    items, users = clustered(2_000)
+    first = build_index(items, exact_max_items=500, cache_dir=tmp_path)
+    files = list(tmp_path.glob("hnsw-*.faiss"))
+    assert len(files) == 1
+    again = build_index(items, exact_max_items=500, cache_dir=tmp_path)
+    np.testing.assert_array_equal(first.search(users, 10)[0], again.search(users, 10)[0])
+    build_index(items * 2, exact_max_items=500, cache_dir=tmp_path)  # other vectors: another file
+    assert len(list(tmp_path.glob("hnsw-*.faiss"))) == 2

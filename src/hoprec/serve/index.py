@@ -12,7 +12,10 @@ the exact scan at the defaults.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -55,9 +58,12 @@ class VectorIndex:
 
 def build_index(
     vectors: np.ndarray, exact_max_items: int = 200_000, hnsw_m: int = 32,
-    ef_construction: int = 200, ef_search: int = 512,
+    ef_construction: int = 200, ef_search: int = 512, cache_dir: str | Path | None = None,
 ) -> VectorIndex:
-    """An exact index up to ``exact_max_items`` items, HNSW (``hnsw_m`` links per node) above."""
+    """An exact index up to ``exact_max_items`` items, HNSW (``hnsw_m`` links per node) above.
+
+    With ``cache_dir``, an HNSW graph is saved there (named by a hash of the vectors and the
+    settings, written atomically) and read back by the next build of the same vectors."""
     faiss = require("faiss", "serve")
     v = np.ascontiguousarray(vectors, dtype=np.float32)
     if v.ndim != 2 or len(v) == 0:
@@ -66,9 +72,19 @@ def build_index(
         index = faiss.IndexFlatIP(v.shape[1])
         index.add(v)
         return VectorIndex(v, "exact", index, ef_search)
+    cached = None
+    if cache_dir is not None:
+        digest = hashlib.sha1(v.tobytes() + f"{hnsw_m},{ef_construction}".encode()).hexdigest()[:16]
+        cached = Path(cache_dir) / f"hnsw-{digest}.faiss"
+        if cached.is_file():
+            return VectorIndex(v, "hnsw", faiss.read_index(str(cached)), ef_search)
     index = faiss.IndexHNSWFlat(v.shape[1], hnsw_m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = ef_construction
     index.add(v)
+    if cached is not None and cached.parent.is_dir():
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}")
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, cached)
     return VectorIndex(v, "hnsw", index, ef_search)
 
 

@@ -88,7 +88,7 @@ class RecommendationService:
 
     def __init__(self, model: Recommender, users: IdMap, items: IdMap, data: ServingData | None,
                  manifest: dict | None = None, config: ServiceConfig | None = None,
-                 session_model: Any = None) -> None:
+                 session_model: Any = None, cache_dir: str | Path | None = None) -> None:
         self.model, self.users, self.items = model, users, items
         self.manifest = manifest or {}
         self.config = config or ServiceConfig()
@@ -112,7 +112,8 @@ class RecommendationService:
         self.user_vectors, self.index = None, None
         if emb is not None:
             self.user_vectors = np.ascontiguousarray(emb[0], dtype=np.float32)
-            self.index: VectorIndex | None = build_index(emb[1], self.config.exact_max_items)
+            self.index: VectorIndex | None = build_index(emb[1], self.config.exact_max_items,
+                                                         cache_dir=cache_dir)
         self.session_model = session_model
         self.co_norm = _row_norm(self.data.co)
         self.after_norm = _row_norm(self.data.after)
@@ -138,7 +139,8 @@ class RecommendationService:
         art = load_model_dir(path)
         data = load_or_build(path, schema_path, progress)
         session_model = _load_session_model(Path(path))
-        return cls(art.model, art.users, art.items, data, art.manifest, config, session_model)
+        return cls(art.model, art.users, art.items, data, art.manifest, config, session_model,
+                   Path(path) / "serving")
 
     # ------------------------------------------------------------------ ids
     def user_internal(self, user_id: Any) -> tuple[int | None, bool]:
