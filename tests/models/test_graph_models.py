@@ -114,7 +114,7 @@ def test_checkpoint_resume_gives_the_same_model(name, shop_dataset, tmp_path):
     users = np.arange(shop_dataset.n_users)
     a = create_model(name, **params).fit(shop_dataset)
     assert (tmp_path / "ckpt" / "checkpoint.safetensors").exists()
-    assert a.training_log() and all(0 <= r["val"] <= 1 for r in a.training_log())
+    assert a.training_log() and all(0 <= r["val_map"] <= 1 for r in a.training_log())
     b = create_model(name, **params).fit(shop_dataset)
     np.testing.assert_array_equal(a.recommend(users, 5).items, b.recommend(users, 5).items)
 

@@ -246,8 +246,10 @@ class Recommender(ABC):
     def training_log(self) -> list[dict[str, float]]:
         """The last ``fit``'s training curve, for reports: one dict per logged step with ``step``
         and any of ``loss`` (training loss) and ``val_map`` (held-out MAP). Models that train by
-        steps append such dicts to ``self.history`` during ``_fit``; others log nothing."""
-        return [dict(row) for row in getattr(self, "history", None) or []]
+        steps set ``self.training_log_`` (the shared loop's log) or ``self.history`` during ``_fit``;
+        others log nothing."""
+        log = getattr(self, "training_log_", None) or getattr(self, "history", None) or []
+        return [dict(row) for row in log]
 
     def _check_fitted(self) -> None:
         if not self.fitted:

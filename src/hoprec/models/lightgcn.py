@@ -263,9 +263,6 @@ class LightGCN(Recommender):
     def _embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         return self.user_emb, self.item_emb
 
-    def training_log(self) -> list[dict[str, float]]:
-        return list(getattr(self, "training_log_", []))
-
     def _get_state(self) -> dict[str, np.ndarray]:
         return {"user_emb": self.user_emb, "item_emb": self.item_emb}
 

@@ -176,10 +176,6 @@ class GraphSAGE(Recommender):
     def _similar(self, items: np.ndarray) -> np.ndarray:
         return self.item_emb[items] @ self.item_emb.T
 
-    def training_log(self) -> list[dict[str, float]]:
-        """``[{step, loss, val, seconds}]`` of the last fit (empty after load)."""
-        return list(getattr(self, "training_log_", []))
-
     def _embeddings(self) -> tuple[np.ndarray, np.ndarray]:
         return self.user_emb, self.item_emb
 

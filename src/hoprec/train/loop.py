@@ -11,7 +11,8 @@ stops after ``patience`` scores without improvement.  With ``checkpoint_dir`` se
 every evaluation, a checkpoint of the module, the optimiser, the generator and the loop's own
 state (tensors as safetensors, the rest as JSON; no pickle), atomically; calling :func:`train`
 again with the same directory resumes from it and reaches the same weights as an uninterrupted
-run.  The log (``[{step, loss, val, seconds}]``) is what reports plot as training curves.
+run.  The log (``[{step, loss, val_map, seconds}]``; ``val_map`` is the early-stopping score) is
+what reports plot as training curves.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def train(
         module.eval()
         with torch.no_grad():
             score = float(evaluate())
-        state.log.append({"step": state.step, "loss": loss, "val": score,
+        state.log.append({"step": state.step, "loss": loss, "val_map": score,
                           "seconds": round(time.perf_counter() - t0, 3)})
         if score > state.best:
             state.best, state.best_step, state.bad = score, state.step, 0
