@@ -128,3 +128,35 @@ def test_export_events_for_the_next_training_run(tmp_path):
     assert str(df["time"].iloc[0]) == "2023-11-14 22:15:00+00:00"
     res = CliRunner().invoke(app, ["export-events", str(tmp_path / "nope.sqlite"), "-o", str(tmp_path / "x.csv")])
     assert res.exit_code == 2 and "no event store" in res.output
+
+
+def test_live_at_once_ready_only_when_loaded_and_a_failed_load_says_why(tmp_path):
+    import subprocess
+    import sys
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{}")  # a model directory that cannot load
+    srv = Server(broken, tmp_path / "events.sqlite")
+    srv.proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "hoprec.serve.app:app_from_env",
+         "--host", "127.0.0.1", "--port", str(srv.port), "--log-level", "warning"],
+        env=srv.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                live = httpx.get(srv.url + "/health/live", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        assert live.status_code == 200
+        while (r := httpx.get(srv.url + "/health/ready", timeout=5)).json()["status"] == "loading":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert r.status_code == 503 and r.json()["status"] == "failed" and r.json()["error"]
+        with httpx.Client(base_url=srv.url) as c:
+            assert post(c, "/recommend", {"user_id": "C001"}).status_code == 503
+    finally:
+        srv.stop()

@@ -119,6 +119,8 @@ async def live() -> dict:
 async def ready(holder: Holder) -> Response:
     svc = holder.service
     if svc is None:
+        if holder.error:
+            return _json({"status": "failed", "error": holder.error}, 503)
         return _json({"status": "loading"}, 503)
     return _json({"status": "ready", **svc.describe()})
 
@@ -270,8 +272,16 @@ def create_app(settings: Settings | None = None, extra_routers: Sequence[APIRout
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await holder.start()
+        # load in the background: /health/live answers at once, /health/ready once loaded
+        loading = asyncio.create_task(holder.start())
+
+        def failed(task: asyncio.Task) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                holder.error = f"{type(task.exception()).__name__}: {task.exception()}"
+
+        loading.add_done_callback(failed)
         yield
+        loading.cancel()
         if holder.store is not None:
             holder.store.close()
 

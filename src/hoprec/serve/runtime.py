@@ -63,6 +63,7 @@ class ServiceHolder:
         self.reloading: asyncio.Task | None = None
         self._polled = 0.0
         self.overlap = 0  # sequence numbers re-read per sync (see RecommendationService.sync)
+        self.error: str | None = None  # why the first load failed, for /health/ready
 
     def config(self) -> ServiceConfig:
         s = self.settings
