@@ -111,3 +111,23 @@ def test_sync_with_overlap_catches_late_commits(model_dirs):
     assert svc.sync(store, overlap=10) == 1 and svc.sync(store, overlap=10) == 0
     assert plain.sync(store) == 0  # without the overlap it is missed
     assert svc.history(svc.user_internal("C001")[0])[3] == 3
+
+
+def test_reasons_include_similar_customers_for_embedding_models(services):
+    from hoprec.serve.reasons import HistorySummary, explain
+
+    svc = services["als"]
+    u = svc.user_lookup["C001"]
+    items, times, weights, _ = svc.history(u)
+    recs = svc.recommend("C001", Options(k=5)).internal
+    peers, bought = svc._peers(u)
+    assert len(peers) == 20 and u not in peers
+    reasons = explain(recs, HistorySummary.of(items, times, weights), svc.co_norm_csc,
+                      svc.after_norm_csc, svc.catalogue, "model", top=100, neighbours=peers,
+                      user_items=bought)
+    for per_item, j in zip(reasons, recs):
+        assert abs(sum(r["attribution"] for r in per_item) - 1) < 1e-3
+        peer = [r for r in per_item if r["kind"] == "similar_customers"]
+        n = int((bought[:, [j]].toarray().ravel()[peers] > 0).sum())
+        assert (peer[0]["text"] == f"bought by {n} of the 20 customers most like you") if n else not peer
+    assert services["repeat"]._peers(0) == (None, None)  # no user vectors, no such reason

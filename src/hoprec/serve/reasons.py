@@ -9,7 +9,9 @@ each path gets a contribution:
 - ``bought_after``: the same with the directed bought-within-14-days-after counts
   ("often bought after Bread, which you bought 3 times");
 - ``category`` / ``brand``: ``0.5 * share`` of the customer's purchases in ``j``'s category or
-  brand ("you often buy DAIRY (23% of your purchases)").
+  brand ("you often buy DAIRY (23% of your purchases)");
+- ``similar_customers`` (models with user embeddings): ``0.5 * share`` of the 20 customers whose
+  vectors are nearest (cosine) who bought ``j`` ("bought by 7 of the 20 customers most like you").
 
 Attributions are the contributions divided by their sum (so they add to 1 over all paths of the
 item); the three largest are returned.  An item no path reaches says what served it instead
@@ -56,7 +58,8 @@ def _block(m: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
 def explain(
     recs: np.ndarray, hist: HistorySummary, co: sp.csc_matrix, after: sp.csc_matrix,
     catalogue: Catalogue, source: str, segment: str | None = None, top: int = 3,
-    verb: str = "bought",
+    verb: str = "bought", neighbours: np.ndarray | None = None,
+    user_items: sp.csc_matrix | None = None,
 ) -> list[list[dict]]:
     """For each internal item in ``recs``: up to ``top`` reasons (kind, via, attribution, text).
 
@@ -76,6 +79,9 @@ def explain(
                               weights=n[catalogue.brand[h] >= 0],
                               minlength=len(catalogue.brand_names)) if len(h) else None
     pos_of = {int(x): i for i, x in enumerate(h.tolist())}
+    peers = None
+    if neighbours is not None and user_items is not None and len(neighbours):
+        peers = np.asarray((user_items[:, recs].tocsr()[neighbours] > 0).sum(axis=0)).ravel()
     for col, j in enumerate(recs.tolist()):
         paths: list[tuple[float, dict]] = []
         if j in pos_of:
@@ -106,6 +112,11 @@ def explain(
             paths.append((0.5 * float(brand_count[b]) / total, {
                 "kind": "brand", "via_item": None,
                 "text": f"you have bought {catalogue.brand_names[b]} {_times(int(brand_count[b]))}",
+            }))
+        if peers is not None and peers[col] > 0:
+            paths.append((0.5 * float(peers[col]) / len(neighbours), {
+                "kind": "similar_customers", "via_item": None,
+                "text": f"bought by {int(peers[col])} of the {len(neighbours)} customers most like you",
             }))
         if not paths:
             out.append([_fallback(source, segment)])

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from hoprec.data.idmap import IdMap
 from hoprec.data.schema import DEFAULT_KIND_WEIGHTS
@@ -337,16 +338,38 @@ class RecommendationService:
             pos = np.arange(min(opts.k, len(top_ids)))
         return top_ids[pos], top_sc[pos]
 
+    def _peers(self, u: int | None, n: int = 20):
+        """The ``n`` known customers nearest to ``u`` by the model's user vectors (cosine), and the
+        customers x items matrix of who bought what, for the similar-customers reason."""
+        if self.user_vectors is None or u is None or not 0 <= u < len(self.user_vectors):
+            return None, None
+        if not hasattr(self, "_unit_users"):
+            v = self.user_vectors.astype(np.float32)
+            self._unit_users = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+            d = self.data
+            rows = np.repeat(np.arange(d.n_users), np.diff(d.hist_indptr))
+            pos = d.hist_weight > 0
+            self._bought = sp.csr_matrix((np.ones(int(pos.sum()), np.float32), (rows[pos], d.hist_item[pos])),
+                                         shape=(d.n_users, d.n_items)).tocsc()
+        sim = self._unit_users @ self._unit_users[u]
+        sim[u] = -np.inf
+        sim[~self.model.has_history[: len(sim)]] = -np.inf
+        k = min(n, int(np.isfinite(sim).sum()))
+        if k == 0:
+            return None, None
+        return np.argpartition(-sim, k - 1)[:k], self._bought
+
     def _answer(self, ids, scores, source, opts, hist, known, n_new=0, cached=False, message=None,
-                verb="bought") -> Answer:
+                verb="bought", user=None) -> Answer:
         reasons = None
         if opts.explain:
             seg = None
             if source == "segment" and hist is not None:
                 seg = hist[1]
             summary = hist[0] if hist is not None else HistorySummary.of(*(np.zeros(0, t) for t in (np.int64, np.int64, np.float32)))
+            peers, bought = self._peers(user) if known else (None, None)
             reasons = explain(ids, summary, self.co_norm_csc, self.after_norm_csc, self.catalogue,
-                              source, seg, verb=verb)
+                              source, seg, verb=verb, neighbours=peers, user_items=bought)
             for per_item in reasons:  # external ids only at the edge
                 for r in per_item:
                     if r.get("via_item") is not None:
@@ -388,7 +411,7 @@ class RecommendationService:
             if u is not None and u < len(self.data.user_segment) and self.data.user_segment[u] >= 0:
                 seg = f"{self.data.segment_column} = {self.data.segment_values[self.data.user_segment[u]]}"
             hist = (HistorySummary.of(items, times, weights), seg)
-        return self._answer(top, sc, source, opts, hist, known, n_new, cached, message)
+        return self._answer(top, sc, source, opts, hist, known, n_new, cached, message, user=u)
 
     def recommend_batch(self, user_ids: list[Any], opts: Options) -> list[Answer]:
         return [self.recommend(x, opts) for x in user_ids]
