@@ -66,6 +66,7 @@ def test_service_overfetch_recall(indexes):
     assert recall_at_k(top, truth) >= 0.98
 
 
+@pytest.mark.slow  # three small HNSW builds
 def test_hnsw_graph_is_cached(tmp_path):
     items, users = clustered(2_000)
     first = build_index(items, exact_max_items=500, cache_dir=tmp_path)
