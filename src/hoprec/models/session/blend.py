@@ -47,11 +47,11 @@ class SessionBlend(SessionRecommender):
             self.weight = self._choose(data) if data.validation is not None else 0.5
 
     def _parts(self, sessions: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        g = self.gnn._score_many(sessions).astype(np.float64)
+        g = self.gnn._score_many(sessions)
         g -= g.max(axis=1, keepdims=True)
-        p = np.exp(g)
+        p = np.exp(g, out=g)
         p /= p.sum(axis=1, keepdims=True)
-        k = self.knn._score_many(sessions).astype(np.float64)
+        k = self.knn._score_many(sessions)
         k /= np.maximum(k.sum(axis=1, keepdims=True), 1e-12)
         return p, k
 
@@ -72,7 +72,7 @@ class SessionBlend(SessionRecommender):
                 sc = (1 - w) * p + w * k
                 sc[:, ~self.known] = -np.inf
                 tgt = sc[np.arange(len(part)), targets[part]]
-                rank = (sc > tgt[:, None]).sum(axis=1) + 1
+                rank = (sc >= tgt[:, None]).sum(axis=1)  # ties count against the target
                 rr[w] += float(np.where(rank <= 20, 1.0 / rank, 0.0).sum())
         self.validation_mrr = {w: v / max(len(keep), 1) for w, v in rr.items()}
         return max(WEIGHTS, key=lambda w: (self.validation_mrr[w], -w))

@@ -261,7 +261,7 @@ class SessionGNN(SessionRecommender):
             sc = self._score_many([seqs[i] for i in part])
             sc[:, ~self.known] = -np.inf
             tgt = sc[np.arange(len(part)), targets[part]]
-            rank = (sc > tgt[:, None]).sum(axis=1) + 1
+            rank = (sc >= tgt[:, None]).sum(axis=1)  # ties count against the target
             total += float(np.where(rank <= 20, 1.0 / rank, 0.0).sum())
         return total / max(len(targets), 1)
 
