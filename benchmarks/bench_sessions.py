@@ -78,9 +78,12 @@ def machine() -> dict:
             "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}
 
 
-def run(dataset: str, models: list[str], device: str | None, fixed: dict | None = None) -> dict:
+def run(dataset: str, models: list[str], device: str | None, fixed: dict | None = None,
+        sgnn_grid: list[dict] | None = None) -> dict:
     schema_name, query, grids = DATASETS[dataset]
     grids = {m: list(g) for m, g in grids.items()}
+    if sgnn_grid is not None:
+        grids["sgnn"] = sgnn_grid
     for m, p in (fixed or {}).items():
         grids[m] = [{**g, **p} for g in grids.get(m, [{}])]
     if device:  # the graph model on another device (its CPU timings then do not apply)
@@ -125,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("-d", "--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
     ap.add_argument("-m", "--models", default=",".join(SESSION_DEFAULT), help="comma-separated session models")
     ap.add_argument("--device", default=None, help="torch device for the graph model (default: cpu)")
+    ap.add_argument("--sgnn-grid", default=None,
+                    help='JSON list of sgnn settings to try on validation, e.g. \'[{"dim": 64}]\'')
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own)")
     ap.add_argument("--fixed", action="store_true",
                     help="sgnn with the epochs chosen on YOOCHOOSE validation before (CHOSEN), "
@@ -138,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     for d in [x.strip() for x in args.datasets.split(",") if x.strip()]:
         if d not in DATASETS:
             ap.error(f"unknown dataset {d!r}; choose from {', '.join(DATASETS)}")
-        rec = run(d, models, args.device, CHOSEN.get(d, {}) if args.fixed else {})
+        rec = run(d, models, args.device, CHOSEN.get(d, {}) if args.fixed else {},
+                  json.loads(args.sgnn_grid) if args.sgnn_grid else None)
         for r in rec["result"]["results"]:
             m = r["metrics"]
             print(f"{d:16s} {r['model']:12s} HR@20 {m['hr@20']:.4f} MRR@20 {m['mrr@20']:.4f} "
