@@ -14,7 +14,8 @@ one copy for every process that opens the folder, and pages not touched are neve
 graph larger than a process's memory can still be sampled.  Never write into those tensors.
 
 Writes are atomic: everything goes to a temporary sibling folder that is renamed into place
-when complete, so a reader sees the old folder or the new one, never a mix.
+when complete, so a reader never sees a mix of old and new files (while an existing folder is
+replaced there is an instant between its two renames when the path is absent).
 
 :class:`CSRWriter` builds an edge store on disk from chunks of COO edges in two passes
 (count destinations, then place each edge at its slot), holding only ``O(num_dst)`` counters
