@@ -117,6 +117,8 @@ def test_checkpoint_resume_gives_the_same_model(name, shop_dataset, tmp_path):
     assert a.training_log() and all(0 <= r["val_map"] <= 1 for r in a.training_log())
     b = create_model(name, **params).fit(shop_dataset)
     np.testing.assert_array_equal(a.recommend(users, 5).items, b.recommend(users, 5).items)
+    with pytest.raises(ValueError, match="another run"):  # other settings: not this checkpoint
+        create_model(name, **{**params, "seed": 1}).fit(shop_dataset)
 
 
 def test_hybrid_feature_ablation(shop_dataset):

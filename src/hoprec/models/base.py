@@ -243,6 +243,13 @@ class Recommender(ABC):
     ) -> np.ndarray | None:
         return None
 
+    def _fingerprint(self, dataset: Dataset) -> str:
+        """What a fit is — model, settings, cutoff, sizes — so a checkpoint of another fit (e.g.
+        the validation cutoff's, in ``hoprec evaluate``) is never resumed by mistake."""
+        cfg = {k: v for k, v in self.get_config().items() if k != "checkpoint_dir"}
+        return (f"{self.name} cutoff={dataset.cutoff} users={dataset.n_users} items={dataset.n_items} "
+                f"events={len(dataset.interactions)} config={json.dumps(cfg, sort_keys=True)}")
+
     def training_log(self) -> list[dict[str, float]]:
         """The last ``fit``'s training curve, for reports: one dict per logged step with ``step``
         and any of ``loss`` (training loss) and ``val_map`` (held-out MAP). Models that train by

@@ -204,7 +204,7 @@ class LightGCN(Recommender):
             return _map_at_k(s, truth, cfg.k)
 
         loop = LoopConfig(steps=cfg.steps, eval_every=cfg.eval_every, patience=cfg.patience,
-                          checkpoint_dir=cfg.checkpoint_dir)
+                          checkpoint_dir=cfg.checkpoint_dir, fingerprint=self._fingerprint(dataset))
         state = train(self.net, opt, step, evaluate, loop, generator=gen)
         self.training_log_ = state.log
         wu, wi = warm_nodes(dataset, dataset.cutoff)

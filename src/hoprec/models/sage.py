@@ -140,7 +140,7 @@ class GraphSAGE(Recommender):
             return float(loss.detach())
 
         loop = LoopConfig(steps=cfg.steps, eval_every=cfg.eval_every, patience=cfg.patience,
-                          checkpoint_dir=cfg.checkpoint_dir)
+                          checkpoint_dir=cfg.checkpoint_dir, fingerprint=self._fingerprint(dataset))
         state = train(self.net, opt, step, lambda: self._held_out_map(train_in, val_u, val_truth, cfg.k),
                       loop, generator=gen)
         self.training_log_ = state.log

@@ -41,6 +41,7 @@ class LoopConfig(BaseModel):
     eval_every: int = Field(default=100, ge=1)
     patience: int = Field(default=4, ge=1)  # evaluations without improvement before stopping
     checkpoint_dir: str | None = None  # resume from / write checkpoints here
+    fingerprint: str = ""  # what the run is (model, data, cutoff, settings): a checkpoint of another run is refused
 
 
 @dataclass
@@ -72,7 +73,7 @@ def train(
     state = LoopState()
     best_weights: dict[str, torch.Tensor] | None = None
     if ckpt is not None and (ckpt / "loop.json").exists():
-        state, best_weights = _load(ckpt, module, optimizer, generator)
+        state, best_weights = _load(ckpt, module, optimizer, generator, config.fingerprint)
     t0 = time.perf_counter()
     loss = float("nan")
     while not state.stopped and state.step < config.steps:
@@ -95,7 +96,7 @@ def train(
         if progress:
             progress(f"step {state.step}/{config.steps}: loss {loss:.4f}, validation {score:.4f}")
         if ckpt is not None:
-            _save(ckpt, module, optimizer, generator, state, best_weights)
+            _save(ckpt, module, optimizer, generator, state, best_weights, config.fingerprint)
         if stop_after is not None and state.step >= stop_after:
             raise Interrupted(f"stopped after step {state.step}")
     if best_weights is not None:
@@ -116,7 +117,7 @@ def _flat_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.T
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def _save(path: Path, module, optimizer, generator, state: LoopState, best) -> None:
+def _save(path: Path, module, optimizer, generator, state: LoopState, best, fingerprint: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -127,7 +128,8 @@ def _save(path: Path, module, optimizer, generator, state: LoopState, best) -> N
         if generator is not None:
             tensors["generator"] = generator.get_state()
         save_file(tensors, str(tmp / "checkpoint.safetensors"))
-        meta = {"loop": state.__dict__, "optimizer": opt_meta, "has_best": best is not None}
+        meta = {"loop": state.__dict__, "optimizer": opt_meta, "has_best": best is not None,
+                "fingerprint": fingerprint}
         (tmp / "loop.json").write_text(json.dumps(meta, default=float))
         if path.exists():
             old = path.with_name(f".{path.name}.old")
@@ -141,8 +143,12 @@ def _save(path: Path, module, optimizer, generator, state: LoopState, best) -> N
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _load(path: Path, module, optimizer, generator) -> tuple[LoopState, dict | None]:
+def _load(path: Path, module, optimizer, generator, fingerprint: str) -> tuple[LoopState, dict | None]:
     meta = json.loads((path / "loop.json").read_text())
+    if meta.get("fingerprint", "") != fingerprint:
+        raise ValueError(
+            f"checkpoint {path} is from another run ({meta.get('fingerprint') or 'unknown'}), not "
+            f"this one ({fingerprint or 'unknown'}): remove it or choose another checkpoint_dir")
     tensors = load_file(str(path / "checkpoint.safetensors"))
     module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} if meta["has_best"] else None
