@@ -131,3 +131,17 @@ def test_reasons_include_similar_customers_for_embedding_models(services):
         n = int((bought[:, [j]].toarray().ravel()[peers] > 0).sum())
         assert (peer[0]["text"] == f"bought by {n} of the 20 customers most like you") if n else not peer
     assert services["repeat"]._peers(0) == (None, None)  # no user vectors, no such reason
+
+
+def test_precomputed_top_lists_give_the_same_answers(model_dirs):
+    from hoprec.serve.recommender import ServiceConfig
+
+    live = RecommendationService.from_model_dir(model_dirs["itemknn"])
+    pre = RecommendationService.from_model_dir(
+        model_dirs["itemknn"], ServiceConfig(precompute="always", precompute_items=10))
+    assert not live.precompute() and pre.precompute() and pre.top[0].shape == (len(pre.users), 10)
+    for user in ("C001", "C017", "C033"):
+        for opts in (Options(k=5), Options(k=5, filters=Filters(categories=("cat2",))),
+                     Options(k=30)):  # the last two need more than the 10 kept: scored live
+            assert pre.recommend(user, opts).items == live.recommend(user, opts).items
+    assert pre.counters["precomputed_miss"] >= 1

@@ -23,6 +23,7 @@ Not thread-safe for writes: the HTTP app applies events and reads on its event l
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,11 @@ class ServiceConfig:
     cache_size: int = 4096
     cache_mb: int = 256
     columns: dict[str, str | None] = field(default_factory=dict)
+    #: precompute each known user's top ``precompute_items`` when one dense score call takes more
+    #: than ``precompute_above_ms`` ("auto"), always, or never
+    precompute: str = "auto"
+    precompute_items: int = 1000
+    precompute_above_ms: float = 20.0
 
 
 @dataclass
@@ -123,6 +129,7 @@ class RecommendationService:
         self.version: dict[int, int] = {}
         self.last_seq = 0
         self._seen: set[int] = set()
+        self.top: tuple[np.ndarray, np.ndarray] | None = None  # see precompute()
         self.cache: OrderedDict = OrderedDict()
         # a cached entry holds up to one float32 per item: keep the cache within cache_mb
         per_entry = 4 * n_items + 64
@@ -142,6 +149,31 @@ class RecommendationService:
         session_model = _load_session_model(Path(path))
         return cls(art.model, art.users, art.items, data, art.manifest, config, session_model,
                    Path(path) / "serving")
+
+    def precompute(self, batch_size: int = 128, force: bool = False) -> bool:
+        """For slow dense models (hybrid): score every known user once, in batches, and keep each
+        one's top ``precompute_items``; requests then rank inside them (a filter that leaves fewer
+        than needed scores that user live).  Returns whether it did."""
+        cfg = self.config
+        if self.index is not None or cfg.precompute == "never":
+            return False
+        users = np.flatnonzero(self.model.has_history[: len(self.users)])
+        if not len(users):
+            return False
+        if cfg.precompute == "auto" and not force:
+            t0 = time.perf_counter()
+            self.model._score(users[:1])
+            if (time.perf_counter() - t0) * 1000 < cfg.precompute_above_ms:
+                return False
+        m = min(cfg.precompute_items, len(self.popularity))
+        ids = np.full((len(self.users), m), -1, np.int32)
+        scores = np.full((len(self.users), m), -np.inf, np.float32)
+        for start in range(0, len(users), batch_size):
+            chunk = users[start : start + batch_size]
+            top, sc = top_k(np.asarray(self.model._score(chunk), np.float32), m)
+            ids[chunk], scores[chunk] = top, sc
+        self.top = (ids, scores)
+        return True
 
     # ------------------------------------------------------------------ ids
     def user_internal(self, user_id: Any) -> tuple[int | None, bool]:
@@ -231,6 +263,10 @@ class RecommendationService:
         if can and n_new == 0:
             if self.index is not None:
                 ids, scores = self._retrieve(u, items, fetch)
+            elif self.top is not None:
+                ids, scores = self.top[0][u], self.top[1][u]
+                ok = ids >= 0
+                ids, scores = ids[ok], scores[ok]
             else:
                 scores = np.array(self.model._score(np.array([u], dtype=np.int64))[0], dtype=np.float32)
         elif (weights > 0).any():
@@ -310,10 +346,14 @@ class RecommendationService:
         pool = opts.k * 5 if opts.diversity else opts.k
         if ids is not None:
             keep = np.isfinite(scores) if mask is None else (mask[ids] & np.isfinite(scores))
-            if keep.sum() < pool and self.index is not None and u is not None:
+            if keep.sum() < pool and u is not None and (self.index is not None or self.top is not None):
                 # a selective filter (or a large k): score every allowed item exactly
                 ids = np.arange(len(self.popularity)) if mask is None else np.flatnonzero(mask)
-                scores = self._exact(u, ids)
+                if self.index is not None:
+                    scores = self._exact(u, ids)
+                else:
+                    scores = np.asarray(self.model._score(np.array([u], dtype=np.int64))[0], np.float32)[ids]
+                    self.counters["precomputed_miss"] += 1
                 keep = np.isfinite(scores)
             ids, scores = ids[keep], scores[keep]
             order = np.lexsort((ids, -scores))[:pool]

@@ -69,10 +69,12 @@ class ServiceHolder:
         s = self.settings
         cols = {"category": s.category_column, "brand": s.brand_column, "price": s.price_column,
                 "available": s.available_column, "title": s.title_column}
-        return ServiceConfig(s.overfetch, s.exact_max_items, s.mmr_lambda, s.cache_size, s.cache_mb, cols)
+        return ServiceConfig(s.overfetch, s.exact_max_items, s.mmr_lambda, s.cache_size, s.cache_mb,
+                             cols, s.precompute, s.precompute_items, s.precompute_above_ms)
 
     def build(self, model_dir: Path) -> RecommendationService:
         svc = RecommendationService.from_model_dir(model_dir, self.config(), self.settings.schema_path)
+        svc.precompute()
         svc.sync(self.store, force=True, overlap=self.overlap)
         return svc
 

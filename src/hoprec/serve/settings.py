@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from hoprec.compat import require
 
@@ -49,6 +50,11 @@ class Settings(BaseSettings):
     cache_size: int = Field(default=4096, ge=0)
     #: ... and at most this many MiB (an entry holds up to one float32 per item)
     cache_mb: int = Field(default=256, ge=0)
+    #: slow dense models (hybrid): precompute each known user's top items at load ("auto": when
+    #: one scoring call takes over precompute_above_ms), "always" or "never"
+    precompute: Literal["auto", "always", "never"] = "auto"
+    precompute_items: int = Field(default=1000, ge=1)
+    precompute_above_ms: float = Field(default=20.0, ge=0)
     #: item attribute columns (default: guessed from the item table: see ServingData.columns)
     category_column: str | None = None
     brand_column: str | None = None
