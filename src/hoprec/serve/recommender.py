@@ -69,8 +69,9 @@ class ServiceConfig:
     #: precompute each known user's top ``precompute_items`` when one dense score call takes more
     #: than ``precompute_above_ms`` ("auto"), always, or never
     precompute: str = "auto"
-    precompute_items: int = 1000
+    precompute_items: int = 5000
     precompute_above_ms: float = 20.0
+    precompute_mb: int = 512
 
 
 @dataclass
@@ -152,7 +153,8 @@ class RecommendationService:
 
     def precompute(self, batch_size: int = 128, force: bool = False) -> bool:
         """For slow dense models (hybrid): score every known user once, in batches, and keep each
-        one's top ``precompute_items``; requests then rank inside them (a filter that leaves fewer
+        one's top ``precompute_items`` (fewer if they would take over ``precompute_mb``); requests
+        then rank inside them (a filter that leaves fewer
         than needed scores that user live).  Returns whether it did."""
         cfg = self.config
         if self.index is not None or cfg.precompute == "never":
@@ -165,7 +167,8 @@ class RecommendationService:
             self.model._score(users[:1])
             if (time.perf_counter() - t0) * 1000 < cfg.precompute_above_ms:
                 return False
-        m = min(cfg.precompute_items, len(self.popularity))
+        per_item = 8 * len(self.users)  # an int32 id and a float32 score per user
+        m = max(1, min(cfg.precompute_items, len(self.popularity), cfg.precompute_mb * 2**20 // per_item))
         ids = np.full((len(self.users), m), -1, np.int32)
         scores = np.full((len(self.users), m), -np.inf, np.float32)
         for start in range(0, len(users), batch_size):

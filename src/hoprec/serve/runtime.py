@@ -70,7 +70,8 @@ class ServiceHolder:
         cols = {"category": s.category_column, "brand": s.brand_column, "price": s.price_column,
                 "available": s.available_column, "title": s.title_column}
         return ServiceConfig(s.overfetch, s.exact_max_items, s.mmr_lambda, s.cache_size, s.cache_mb,
-                             cols, s.precompute, s.precompute_items, s.precompute_above_ms)
+                             cols, s.precompute, s.precompute_items, s.precompute_above_ms,
+                             s.precompute_mb)
 
     def build(self, model_dir: Path) -> RecommendationService:
         svc = RecommendationService.from_model_dir(model_dir, self.config(), self.settings.schema_path)

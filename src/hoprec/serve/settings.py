@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     #: slow dense models (hybrid): precompute each known user's top items at load ("auto": when
     #: one scoring call takes over precompute_above_ms), "always" or "never"
     precompute: Literal["auto", "always", "never"] = "auto"
-    precompute_items: int = Field(default=1000, ge=1)
+    precompute_items: int = Field(default=5000, ge=1)
+    precompute_mb: int = Field(default=512, ge=1)
     precompute_above_ms: float = Field(default=20.0, ge=0)
     #: item attribute columns (default: guessed from the item table: see ServingData.columns)
     category_column: str | None = None
