@@ -19,6 +19,7 @@ import platform
 import resource
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import yaml
@@ -27,7 +28,7 @@ from hoprec.data.database import load_database
 from hoprec.data.datasets import example_schema
 from hoprec.data.schema import load_schema, schema_from_dict
 from hoprec.evaluate.report import atomic_write_text
-from hoprec.evaluate.session_protocol import evaluate_sessions, task_splits
+from hoprec.evaluate.session_protocol import evaluate_sessions, fit_and_test, task_splits
 from hoprec.evaluate.session_report import to_markdown
 from hoprec.models.session import SESSION_DEFAULT, get_session_model_class
 from hoprec.task.session import SessionTask
@@ -123,6 +124,26 @@ def run(dataset: str, models: list[str], device: str | None, fixed: dict | None 
     return record
 
 
+def refit_only(dataset: str, settings: dict[str, dict]) -> None:
+    """The protocol's last step alone: fit on all training sessions, score every test prefix."""
+    schema_name, query, _ = DATASETS[dataset]
+    t0, load_before = time.perf_counter(), os.getloadavg()
+    s = load_example(schema_name, dataset)
+    task = SessionTask.from_query(s, query)
+    splits = task_splits(task, load_database(s))
+    results = [fit_and_test(m, p, splits, task.k, {}) for m, p in settings.items()]
+    record = {"dataset": dataset, "query": query, "refit_only": settings,
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+              "torch_threads": _threads(), "load_average_before": load_before,
+              "load_average_after": os.getloadavg(), "seconds_total": time.perf_counter() - t0,
+              "split_stats": splits.stats, "results": [asdict(r) for r in results]}
+    atomic_write_text(OUT / f"sessions_{dataset}_refit.json", json.dumps(record, indent=2, default=str))
+    for r in results:
+        m = r.metrics
+        print(f"{dataset:16s} {r.model:12s} HR@20 {m['hr@20']:.4f} MRR@20 {m['mrr@20']:.4f} "
+              f"fit {r.fit_seconds:.1f}s (CPU {r.fit_cpu_seconds:.1f}s)  {r.latency_ms['median']:.2f} ms/session")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-d", "--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
@@ -130,6 +151,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default=None, help="torch device for the graph model (default: cpu)")
     ap.add_argument("--sgnn-grid", default=None,
                     help='JSON list of sgnn settings to try on validation, e.g. \'[{"dim": 64}]\'')
+    ap.add_argument("--refit-only", default=None, metavar="JSON",
+                    help='skip validation: fit each model with these settings (chosen on validation '
+                         'earlier) and score test, e.g. \'{"sgnn": {"epochs": 6}}\'; writes '
+                         'sessions_<dataset>_refit.json/md')
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own)")
     ap.add_argument("--fixed", action="store_true",
                     help="sgnn with the epochs chosen on YOOCHOOSE validation before (CHOSEN), "
@@ -143,6 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     for d in [x.strip() for x in args.datasets.split(",") if x.strip()]:
         if d not in DATASETS:
             ap.error(f"unknown dataset {d!r}; choose from {', '.join(DATASETS)}")
+        if args.refit_only:
+            refit_only(d, json.loads(args.refit_only))
+            continue
         rec = run(d, models, args.device, CHOSEN.get(d, {}) if args.fixed else {},
                   json.loads(args.sgnn_grid) if args.sgnn_grid else None)
         for r in rec["result"]["results"]:

@@ -183,6 +183,16 @@ def tune_and_test(
         if score > best_score:
             best_model, best_score, best = model, score, chosen
     val_cache[name] = best_model
+    return fit_and_test(name, best, splits, k, test_cache, tried, progress)
+
+
+def fit_and_test(
+    name: str, params: dict[str, Any], splits: SessionSplits, k: int, test_cache: dict,
+    tried: list[dict[str, Any]] | None = None, progress: Callable[[str], None] | None = None,
+) -> SessionModelResult:
+    """Fit ``name`` with ``params`` (chosen on validation) on all training sessions, score test."""
+    cls = get_session_model_class(name)
+    best = params
     if progress:
         progress(f"{name} {best or ''} (test)")
     t0, c0 = time.perf_counter(), time.process_time()
@@ -203,8 +213,8 @@ def tune_and_test(
     latency = {"median": float(np.median(ms)), "p90": float(np.percentile(ms, 90)),
                "calls": len(ms)} if len(ms) else {}
     log = model.training_log() if hasattr(model, "training_log") else []
-    return SessionModelResult(name, best, rank_metrics(ranks, cuts), slices, tried, fit_s, fit_cpu,
-                              latency, counts, log)
+    return SessionModelResult(name, best, rank_metrics(ranks, cuts), slices, tried or [], fit_s,
+                              fit_cpu, latency, counts, log)
 
 
 @dataclass
