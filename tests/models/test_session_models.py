@@ -204,3 +204,12 @@ def test_blend_uses_the_cached_parts_and_a_fixed_weight():
     k = knn._score(x)
     assert np.allclose(only_knn._score(x), k / k.sum(), atol=1e-6)
     assert only_knn.chosen_params()["knn_weight"] == 1.0
+
+
+def test_gnn_says_when_its_time_budget_ends_training():
+    pytest.importorskip("torch")
+    n = 30
+    data = SessionData(make_sessions(synthetic(200, n, 0)), n)
+    with pytest.warns(UserWarning, match="training budget"):
+        m = get_session_model_class("sgnn")(**{**GNN, "epochs": 3, "max_seconds": 1e-6}).fit(data)
+    assert len(m.history) == 1 and m.history[0]["budget_exhausted"]

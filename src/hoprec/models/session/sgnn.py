@@ -25,6 +25,7 @@ model's ``state.npz`` (numpy arrays, no pickle).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -235,7 +236,14 @@ class SessionGNN(SessionRecommender):
                 else:
                     bad += 1
             self.history.append(rec)
-            if (val is not None and bad >= cfg.patience) or rec["seconds"] > cfg.max_seconds:
+            if rec["seconds"] > cfg.max_seconds:
+                rec["budget_exhausted"] = True  # said in the log and aloud, never silent
+                warnings.warn(
+                    f"sgnn: the training budget max_seconds={cfg.max_seconds:g} ran out in epoch "
+                    f"{epoch} of {cfg.epochs}; raise max_seconds for a full run", stacklevel=2,
+                )
+                break
+            if val is not None and bad >= cfg.patience:
                 break
         if best_state is not None:
             self.net.load_state_dict(best_state)
