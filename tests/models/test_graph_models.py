@@ -126,5 +126,9 @@ def test_hybrid_feature_ablation(shop_dataset):
                      horizon_days=7).fit(shop_dataset)
     assert "cooc" not in m.feature_names() and "count" not in m.feature_names()
     assert "rep_h7" in m.feature_names() and m.booster.num_feature() == len(m.feature_names())
+    assert "cat_overdue" not in m.feature_names()  # the category rhythm is opt-in
+    r = create_model("hybrid", category_rhythm=True, n_windows=1, n_estimators=10,
+                     horizon_days=7).fit(shop_dataset)
+    assert {"cat_rep_h30", "cat_overdue"} <= set(r.feature_names())
     with pytest.raises(ValueError, match="neither a feature nor a group"):
         create_model("hybrid", drop_features=["nope"], n_windows=1).fit(shop_dataset)

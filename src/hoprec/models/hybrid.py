@@ -60,6 +60,9 @@ class HybridConfig(ModelConfig):
     embedding_params: dict[str, Any] = Field(default_factory=dict)
     embedding_candidates: int = Field(default=50, ge=0)
     drop_features: list[str] = Field(default_factory=list)  # feature or group names (ablations)
+    # the customer's rhythm in the item's category: +0.003 validation MAP with two windows on CJ,
+    # +0.0002 with four (the default), so off by default
+    category_rhythm: bool = False
 
 
 class Hybrid(Recommender):
@@ -121,7 +124,10 @@ class Hybrid(Recommender):
         groups = {**pf.GROUPS, "embedding": ("emb_score", "emb_rank")}
         names = self._all_features()
         drop: set[str] = set()
-        for d in self.config.drop_features:  # type: ignore[attr-defined]
+        wanted = list(self.config.drop_features)  # type: ignore[attr-defined]
+        if not self.config.category_rhythm:  # type: ignore[attr-defined]
+            wanted.append("category_timing")
+        for d in wanted:
             if d not in groups and d not in names:
                 raise ValueError(f"hybrid: drop_features {d!r} is neither a feature nor a group; "
                                  f"groups: {', '.join(groups)}")
@@ -164,7 +170,7 @@ class Hybrid(Recommender):
         return keys // self.n_items, keys % self.n_items
 
     def _features(self, hist, u: np.ndarray, i: np.ndarray, emb) -> np.ndarray:
-        x = pf.pair_features(hist, u, i, self.groups)
+        x = pf.pair_features(hist, u, i, self.groups, self.config.category_rhythm)  # type: ignore[attr-defined]
         if emb is not None:
             score = np.einsum("ij,ij->i", emb[0][u], emb[1][i]).astype(np.float64)
             rank = pf._rank_within_user(u, score)

@@ -193,7 +193,8 @@ def candidates(h: History, users: np.ndarray, n_own: int, n_graph: int, n_pop: i
     return users[keys // h.n_items], keys % h.n_items
 
 
-def pair_features(h: History, u: np.ndarray, i: np.ndarray, item_groups: np.ndarray | None) -> np.ndarray:
+def pair_features(h: History, u: np.ndarray, i: np.ndarray, item_groups: np.ndarray | None,
+                  category_rhythm: bool = True) -> np.ndarray:
     """Feature matrix (len(u), len(FEATURES)) for candidate pairs; NaN where undefined."""
     cols = [_lookup(m, u, i) for m in h.rep]
     count = _lookup(h.count, u, i)
@@ -206,7 +207,7 @@ def pair_features(h: History, u: np.ndarray, i: np.ndarray, item_groups: np.ndar
     cooc = _walk_score(walk, h.cooc, u, i)
     after = _walk_score(walk, h.after, u, i)
     cat = _category_share(h, u, i, item_groups)
-    cat_cols = _category_timing(h, u, i, item_groups, count)
+    cat_cols = _category_timing(h, u, i, item_groups if category_rhythm else None, count)
     feats = [
         *cols, count, count / np.maximum(h.user_baskets[u], 1), last, first, interval,
         np.divide(last, interval, out=np.full(len(u), np.nan), where=interval > 0), h.item_pop7[i], h.item_pop30[i], h.item_pop_all[i],
