@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -26,12 +27,9 @@ from hoprec.models.registry import create_model
 from hoprec.task.task import Task
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = {
-    "cj": ("examples/completejourney/schema.yaml",
-           "PREDICT LIST_DISTINCT(transactions.product_id, 0, 30, days) RANK TOP 12 FOR EACH households.household_id"),
-    "or": ("examples/online_retail/schema.yaml",
-           "PREDICT LIST_DISTINCT(invoice_lines.StockCode, 0, 30, days) RANK TOP 12 FOR EACH customers.CustomerID"),
-}
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_validation import DATASETS  # noqa: E402 - one list of datasets for both scripts
+
 _SPLIT = None
 
 

@@ -16,9 +16,6 @@ the top k with ties broken by the lower internal item id, so results are determi
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
+from hoprec.atomic import atomic_dir
 from hoprec.data.dataset import Dataset
 
 SOURCES = ("model", "popular")
@@ -273,10 +271,7 @@ class Recommender(ABC):
         """Write ``config.json`` and the learned arrays to the folder ``path`` (atomically
         replaced): numeric arrays as ``state.safetensors``, text arrays in ``state.json``."""
         self._check_fitted()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_dir(path) as tmp:
             (tmp / "config.json").write_text(json.dumps(self.get_config(), indent=2))
             state = {
                 "_n_users": np.array(self.n_users), "_n_items": np.array(self.n_items),
@@ -284,12 +279,6 @@ class Recommender(ABC):
                 **self._get_state(),
             }
             write_state(tmp, state)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:

@@ -12,9 +12,6 @@ Layout (written to a temporary folder, then renamed into place, so a crash leave
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from hoprec import __version__
+from hoprec.atomic import atomic_dir
 from hoprec.data.dataset import Dataset
 from hoprec.data.idmap import IdMap
 from hoprec.models.base import Recommender
@@ -47,9 +45,7 @@ def save_model_dir(
     schema_digest: str, extra: dict[str, Any] | None = None,
 ) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path) as tmp:
         model.save(tmp / "model")
         dataset.users.save(tmp / "users.parquet")
         dataset.items.save(tmp / "items.parquet")
@@ -60,17 +56,6 @@ def save_model_dir(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **(extra or {}),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

@@ -18,9 +18,6 @@ what reports plot as training curves.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +27,8 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
+
+from hoprec.atomic import atomic_dir
 
 
 class LoopConfig(BaseModel):
@@ -118,9 +117,7 @@ def _flat_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.T
 
 
 def _save(path: Path, module, optimizer, generator, state: LoopState, best, fingerprint: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path) as tmp:
         tensors = {f"model.{k}": v.contiguous() for k, v in module.state_dict().items()}
         tensors.update({f"best.{k}": v.contiguous() for k, v in (best or {}).items()})
         opt_t, opt_meta = _flat_optimizer(optimizer)
@@ -131,16 +128,6 @@ def _save(path: Path, module, optimizer, generator, state: LoopState, best, fing
         meta = {"loop": state.__dict__, "optimizer": opt_meta, "has_best": best is not None,
                 "fingerprint": fingerprint}
         (tmp / "loop.json").write_text(json.dumps(meta, default=float))
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _load(path: Path, module, optimizer, generator, fingerprint: str) -> tuple[LoopState, dict | None]:
