@@ -218,6 +218,10 @@ class Hybrid(Recommender):
 
         lgb = require("lightgbm", "hybrid")
         self.booster = lgb.Booster(model_str=state["booster"].tobytes().decode())
+        if self.booster.feature_name() != self.feature_names():
+            raise ValueError(
+                f"this hybrid model was trained on features {self.booster.feature_name()}, but this "
+                f"version of hoprec computes {self.feature_names()} for its settings: retrain it")
         self.groups = state["groups"] if len(state["groups"]) else None
         self._inter = Interactions(
             state["i_user"], state["i_item"], state["i_time"].astype("datetime64[ns]"),

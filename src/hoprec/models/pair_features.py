@@ -49,9 +49,12 @@ assert sorted(c for g in GROUPS.values() for c in g) == sorted(FEATURES)
 def _lookup(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``m[rows[k], cols[k]]`` for every k, vectorised (0 where absent)."""
     m = m.tocsr()
-    m.sort_indices()
     ncols = m.shape[1]
-    keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * ncols + m.indices
+    keys = getattr(m, "_hoprec_keys", None)  # cached: History's matrices are looked up per request
+    if keys is None or len(keys) != m.nnz:
+        m.sort_indices()
+        keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * ncols + m.indices
+        m._hoprec_keys = keys
     q = rows.astype(np.int64) * ncols + cols
     pos = np.searchsorted(keys, q)
     pos = np.minimum(pos, max(len(keys) - 1, 0))
@@ -183,10 +186,14 @@ def candidates(h: History, users: np.ndarray, n_own: int, n_graph: int, n_pop: i
     walk = h.recent_user_items[users]
     graph = (walk @ h.cooc + walk @ h.after).tocsr()
     graph = _top_per_row(graph, n_graph).tocoo()
-    pop = np.argsort(-(h.item_pop30 + 1e-3 * h.item_pop_all), kind="stable")[:n_pop]
-    recent = np.flatnonzero((h.item_age >= 0) & (h.item_age < 30))
-    new = recent[np.argsort(-h.item_pop_all[recent], kind="stable")][:n_new]
-    extra = np.concatenate([pop, new])
+    extra = getattr(h, "_extra_cache", None)
+    if extra is None or extra[0] != (n_pop, n_new):
+        pop = np.argsort(-(h.item_pop30 + 1e-3 * h.item_pop_all), kind="stable")[:n_pop]
+        recent = np.flatnonzero((h.item_age >= 0) & (h.item_age < 30))
+        new = recent[np.argsort(-h.item_pop_all[recent], kind="stable")][:n_new]
+        extra = ((n_pop, n_new), np.concatenate([pop, new]))
+        h._extra_cache = extra  # type: ignore[attr-defined]
+    extra = extra[1]
     r = np.concatenate([own.row, graph.row, np.repeat(np.arange(len(users)), len(extra))])
     c = np.concatenate([own.col, graph.col, np.tile(extra, len(users))])
     keys = np.unique(r.astype(np.int64) * h.n_items + c)
@@ -254,9 +261,13 @@ def _category_share(h: History, u: np.ndarray, i: np.ndarray, groups: np.ndarray
     if groups is None:
         return np.full(len(u), np.nan)
     g = np.where(groups < 0, groups.max() + 1, groups)
-    n_g = int(g.max()) + 1
-    ug = (h.count @ sp.csr_matrix((np.ones(h.n_items), (np.arange(h.n_items), g)), shape=(h.n_items, n_g))).tocsr()
-    tot = np.asarray(h.count.sum(axis=1)).ravel()
+    cache = getattr(h, "_category_cache", None)
+    if cache is None or cache[0] is not groups:
+        n_g = int(g.max()) + 1
+        ug = (h.count @ sp.csr_matrix((np.ones(h.n_items), (np.arange(h.n_items), g)), shape=(h.n_items, n_g))).tocsr()
+        cache = (groups, ug, np.asarray(h.count.sum(axis=1)).ravel())
+        h._category_cache = cache  # type: ignore[attr-defined]
+    _, ug, tot = cache
     return _lookup(ug, u, g[i]) / np.maximum(tot[u], 1)
 
 
@@ -272,7 +283,10 @@ def _category_timing(h: History, u: np.ndarray, i: np.ndarray, groups: np.ndarra
     g = np.where(groups < 0, groups.max() + 1, groups)
     n_g = int(g.max()) + 1
     users, local = np.unique(u, return_inverse=True)
-    G = sp.csr_matrix((np.ones(h.n_items), (np.arange(h.n_items), g)), shape=(h.n_items, n_g))
+    G = getattr(h, "_group_matrix", None)
+    if G is None or G.shape != (h.n_items, n_g):
+        G = sp.csr_matrix((np.ones(h.n_items), (np.arange(h.n_items), g)), shape=(h.n_items, n_g))
+        h._group_matrix = G  # type: ignore[attr-defined]
     rep = (h.rep[1][users] @ G).tocsr()
     cnt = (h.count[users] @ G).tocsr()
     last = h.last[users].tocoo()  # days since last + 1, per (user, item)
