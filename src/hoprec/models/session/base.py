@@ -9,7 +9,7 @@ each model writes only what is its own (template methods):
 - ``_fit(data)``: learn from :class:`SessionData` (internal ids only);
 - ``_score(items)``: dense scores ``(n_items,)`` for one session (known items, in order);
 - optionally ``_score_many(sessions)`` for a batch (default: one ``_score`` per session);
-- ``_get_state()`` / ``_set_state(state)``: the learned arrays, saved as ``state.npz``.
+- ``_get_state()`` / ``_set_state(state)``: the learned arrays, saved as ``state.safetensors`` (text and scalars in ``state.json``).
 
 ``recommend_session(item_ids, k, items=None)``: unknown ids (never seen in training) are ignored
 and reported in :attr:`SessionRecommendation.unknown`; a session with no known item gets the
@@ -20,9 +20,6 @@ recommended; ``items`` is an allow-list.  Ties go to the more popular, then the 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,8 +28,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hoprec.atomic import atomic_dir
 from hoprec.graph.sessions import Sessions
-from hoprec.models.base import ModelConfig
+from hoprec.models.base import ModelConfig, read_state, write_state
 
 
 @dataclass
@@ -212,22 +210,14 @@ class SessionRecommender(ABC):
         """Restore what ``_get_state`` returned."""
 
     def save(self, path: str | Path) -> None:
-        """Write ``config.json`` and ``state.npz`` (no pickle) to the folder ``path``, atomically."""
+        """Write ``config.json`` and the arrays (``state.safetensors`` + ``state.json``, no pickle)
+        to the folder ``path``, atomically — the same format as the customer models."""
         self._check_fitted()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_dir(path) as tmp:
             (tmp / "config.json").write_text(json.dumps(self.get_config(), indent=2))
             state = {"_n_items": np.array(self.n_items), "_known": self.known,
                      "_popularity": self.popularity, **self._get_state()}
-            np.savez(tmp / "state.npz", **state)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            write_state(tmp, state)
 
     @classmethod
     def load(cls, path: str | Path) -> SessionRecommender:
@@ -244,8 +234,7 @@ class SessionRecommender(ABC):
         else:
             model_cls = cls
         model = model_cls(config)
-        with np.load(path / "state.npz", allow_pickle=False) as z:
-            state = {key: z[key] for key in z.files}
+        state = read_state(path)
         model.n_items = int(state.pop("_n_items"))
         model.known, model.popularity = state.pop("_known"), state.pop("_popularity")
         model._set_state(state)

@@ -19,7 +19,7 @@ batch 512, embedding dropout 0.1, scale 12, at most 12 epochs with early stoppin
 MRR@20 (patience 2) — chosen on YOOCHOOSE validation among batch 128/256/512, lr 0.001-0.003,
 dim 64/100, max_length 10/20, 0/1 steps, scale 0/12 (all within 0.003 MRR@20 but scale 0);
 the refit uses the epoch count chosen there (:meth:`chosen_params`).  Weights are saved with the
-model's ``state.npz`` (numpy arrays, no pickle).
+model's ``state.safetensors`` (no pickle).
 """
 
 from __future__ import annotations
