@@ -18,9 +18,6 @@ tables.  Everything is indexed by the model directory's internal ids.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from hoprec.atomic import atomic_dir
 from hoprec.data.dataset import Dataset
 from hoprec.data.idmap import IdMap
 from hoprec.graph.derived import Baskets, bought_after, co_purchase
@@ -128,9 +126,7 @@ class ServingData:
     def save(self, path: str | Path) -> Path:
         """Write to the folder ``path`` atomically (a reader sees the old folder or the new one)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_dir(path) as tmp:
             arrays = {
                 "hist_indptr": self.hist_indptr, "hist_item": self.hist_item,
                 "hist_time": self.hist_time, "hist_weight": self.hist_weight,
@@ -148,14 +144,6 @@ class ServingData:
                 "exclude_purchased": self.exclude_purchased, **self.info,
             }
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-            old = path.with_name(f".{path.name}.old")
-            if path.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return path
 
     @classmethod
