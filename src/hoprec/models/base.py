@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
@@ -48,6 +49,12 @@ class Recommendations:
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+def label_horizon(dataset: Dataset, days: float | None) -> pd.Timedelta:
+    """A model's training-window length: ``days`` if set, else the task's label window (30 days
+    when the dataset has no task)."""
+    return pd.Timedelta(days=days) if days else (dataset.horizon or pd.Timedelta(days=30))
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

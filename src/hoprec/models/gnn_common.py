@@ -20,6 +20,14 @@ torch = require("torch", "graph")
 nn = torch.nn
 
 
+def start_fit(num_threads: int, seed: int) -> np.random.Generator:
+    """Thread count and torch seed for a fit; the numpy generator of the same seed."""
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
 def restrict(dataset: Dataset, t: pd.Timestamp) -> Dataset:
     """The same dataset (same id maps) as it stood before ``t``."""
     if dataset.db is None:

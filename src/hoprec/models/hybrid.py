@@ -36,7 +36,7 @@ from pydantic import Field
 from hoprec.compat import require
 from hoprec.data.dataset import Dataset
 from hoprec.models import pair_features as pf
-from hoprec.models.base import ModelConfig, Recommender
+from hoprec.models.base import ModelConfig, Recommender, label_horizon
 
 
 class HybridConfig(ModelConfig):
@@ -75,8 +75,7 @@ class Hybrid(Recommender):
     def _fit(self, dataset: Dataset) -> None:
         lgb = require("lightgbm", "hybrid")
         cfg: HybridConfig = self.config  # type: ignore[assignment]
-        horizon = pd.Timedelta(days=cfg.horizon_days) if cfg.horizon_days else (
-            dataset.horizon or pd.Timedelta(days=30))
+        horizon = label_horizon(dataset, cfg.horizon_days)
         self.groups = _groups(dataset, cfg.category_column)
         inter = dataset.interactions
         pos = inter.select(inter.positive())

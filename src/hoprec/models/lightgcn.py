@@ -39,7 +39,7 @@ from pydantic import Field
 
 from hoprec.compat import require
 from hoprec.data.dataset import Dataset
-from hoprec.models.base import ModelConfig, Recommender
+from hoprec.models.base import ModelConfig, Recommender, label_horizon
 
 torch = require("torch", "graph")
 nn = torch.nn
@@ -143,16 +143,12 @@ class LightGCN(Recommender):
     needs_relational: ClassVar[bool] = True
 
     def _fit(self, dataset: Dataset) -> None:
-        from hoprec.models.gnn_common import held_out_map, train_pairs, warm_nodes
+        from hoprec.models.gnn_common import held_out_map, start_fit, train_pairs, warm_nodes
         from hoprec.train.loop import LoopConfig, train
 
         cfg: LightGCNConfig = self.config  # type: ignore[assignment]
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        horizon = pd.Timedelta(days=cfg.horizon_days) if cfg.horizon_days else (
-            dataset.horizon or pd.Timedelta(days=30))
+        rng = start_fit(cfg.num_threads, cfg.seed)
+        horizon = label_horizon(dataset, cfg.horizon_days)
         g_full, graphs, types = self._graphs(dataset, horizon)
         windows = []  # (homogeneous graph, fit users, fit items) per training window
         val = None

@@ -44,17 +44,17 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from hoprec.compat import require
 from hoprec.data.dataset import Dataset
-from hoprec.models.base import ModelConfig, Recommender
+from hoprec.models.base import ModelConfig, Recommender, label_horizon
 from hoprec.models.gnn_common import (
     HeteroSAGE,
     build_graphs,
     graph_tensors,
     held_out_map,
+    start_fit,
     train_pairs,
     warm_nodes,
 )
@@ -97,12 +97,8 @@ class GraphSAGE(Recommender):
 
         torch = require("torch", "graph")
         cfg: SAGEConfig = self.config  # type: ignore[assignment]
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        horizon = pd.Timedelta(days=cfg.horizon_days) if cfg.horizon_days else (
-            dataset.horizon or pd.Timedelta(days=30))
+        rng = start_fit(cfg.num_threads, cfg.seed)
+        horizon = label_horizon(dataset, cfg.horizon_days)
         t_train = dataset.cutoff - horizon
         g_train, g_full = build_graphs(dataset, t_train, cfg.half_life_days, cfg.item_neighbours, **cfg.graph)
         self.net = HeteroSAGE(g_full, cfg.dim, cfg.layers, cfg.max_nodes_per_type, attention=self.attention)
