@@ -88,6 +88,16 @@ def held_out_map(users: np.ndarray, items: np.ndarray, rng: np.random.Generator,
     return users[~is_val], items[~is_val], val_sorted, truth
 
 
+def map_at_k(scores: np.ndarray, truth: list[np.ndarray], k: int) -> float:
+    """MAP@k of dense ``scores`` (held-out customers x items) against each row's true items:
+    the early-stopping score of the graph models."""
+    from hoprec.evaluate import metrics as M
+
+    top = np.argsort(-scores, axis=1)[:, :k]
+    indptr, indices = M.truth_to_csr(truth)
+    return float(np.nanmean(M.ranking_metrics(top, indptr, indices, k)["map"]))
+
+
 class _SpMM(torch.autograd.Function):
     """``A @ x`` for a fixed sparse ``A`` with a precomputed transpose for the backward pass
     (torch would otherwise transpose the CSR matrix on every backward)."""

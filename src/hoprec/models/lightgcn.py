@@ -143,7 +143,13 @@ class LightGCN(Recommender):
     needs_relational: ClassVar[bool] = True
 
     def _fit(self, dataset: Dataset) -> None:
-        from hoprec.models.gnn_common import held_out_map, start_fit, train_pairs, warm_nodes
+        from hoprec.models.gnn_common import (
+            held_out_map,
+            map_at_k,
+            start_fit,
+            train_pairs,
+            warm_nodes,
+        )
         from hoprec.train.loop import LoopConfig, train
 
         cfg: LightGCNConfig = self.config  # type: ignore[assignment]
@@ -197,7 +203,7 @@ class LightGCN(Recommender):
                 return 0.0
             e = self.net.get_embedding(hg.adj, hg.adj_t, hg.keep)
             s = (e[hg.u0 + torch.as_tensor(users)] @ e[hg.i0 : hg.i0 + hg.n_items].T).numpy()
-            return _map_at_k(s, truth, cfg.k)
+            return map_at_k(s, truth, cfg.k)
 
         loop = LoopConfig(steps=cfg.steps, eval_every=cfg.eval_every, patience=cfg.patience,
                           checkpoint_dir=cfg.checkpoint_dir, fingerprint=self._fingerprint(dataset))
@@ -273,10 +279,3 @@ def _until(dataset: Dataset, t: pd.Timestamp) -> Dataset:
     inter = dataset.interactions
     return replace(dataset, interactions=inter.select(inter.time < np.datetime64(t)))
 
-
-def _map_at_k(scores: np.ndarray, truth: list[np.ndarray], k: int) -> float:
-    from hoprec.evaluate import metrics as M
-
-    top = np.argsort(-scores, axis=1)[:, :k]
-    indptr, indices = M.truth_to_csr(truth)
-    return float(np.nanmean(M.ranking_metrics(top, indptr, indices, k)["map"]))

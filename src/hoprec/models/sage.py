@@ -54,6 +54,7 @@ from hoprec.models.gnn_common import (
     build_graphs,
     graph_tensors,
     held_out_map,
+    map_at_k,
     start_fit,
     train_pairs,
     warm_nodes,
@@ -144,16 +145,12 @@ class GraphSAGE(Recommender):
         self._embed(full_in)
 
     def _held_out_map(self, inputs, users: np.ndarray, truth: list[np.ndarray], k: int) -> float:
-        from hoprec.evaluate import metrics as M
-
         torch = require("torch", "graph")
         self.net.eval()
         with torch.no_grad():
             ue, ie = self.net.towers(inputs)
             s = (ue[torch.as_tensor(users)] @ ie.T).numpy()
-        top = np.argsort(-s, axis=1)[:, :k]
-        indptr, indices = M.truth_to_csr(truth)
-        return float(np.nanmean(M.ranking_metrics(top, indptr, indices, k)["map"]))
+        return map_at_k(s, truth, k)
 
     def _embed(self, inputs) -> None:
         torch = require("torch", "graph")
