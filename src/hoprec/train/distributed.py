@@ -26,10 +26,14 @@ Rank 0 alone writes the checkpoint (``model.safetensors`` + ``model.json``: conf
 id maps' folder), atomically; :func:`load_checkpoint` rebuilds the model on any machine and
 device.
 
-The model trained here is :class:`BPRMF` (a two-tower id-embedding model with the BPR loss over
-the graph's customer->product edges): the lead's LightGCN/GraphSAGE build their training step
-inside ``_fit`` and expose no hook to wrap their module in DDP or hand them a rank's share
-(see the issue 7 report); :func:`fit` takes any module with a ``loss(batch, negatives)`` method.
+Models (``--model``, :mod:`hoprec.train.dist_models`): ``bprmf`` (:class:`BPRMF`, a two-tower
+id-embedding model with the BPR loss over the graph's customer->product edges) and ``lightgcn``
+(:class:`LightGCNDDP`: ``--layers`` rounds of propagation over the symmetric-normalised
+customer/product adjacency of the training pairs, BPR on the propagated embeddings; with
+``--shard-propagation``, the default, each rank also computes only its share of the propagation).
+:func:`fit` takes any module with a ``loss(batch, negatives)`` method.  The checkpoint also holds
+``embeddings.safetensors`` (``users``, ``items``: inner products = scores) for FAISS or pgvector
+(:func:`load_embeddings`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from hoprec.atomic import atomic_dir
+from hoprec.train.dist_models import BPRMF, LightGCNDDP, normalized_adjacency
+
+__all__ = ["BPRMF", "LightGCNDDP", "DistConfig", "Context", "fit", "hit_rate", "split_holdout",
+           "save_checkpoint", "load_checkpoint", "load_embeddings", "build_model", "main"]
+MODELS = ("bprmf", "lightgcn")
 
 
 class DistConfig(BaseModel):
@@ -56,7 +65,10 @@ class DistConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    model: str = Field(default="bprmf", pattern="^(bprmf|lightgcn)$")
     dim: int = Field(default=64, ge=1)
+    layers: int = Field(default=2, ge=0, le=4)  # lightgcn: propagation rounds
+    shard_propagation: bool = True  # lightgcn over several ranks: split the propagation too
     epochs: int = Field(default=5, ge=1)
     batch_size: int = Field(default=4096, ge=2)  # global: split over the ranks
     lr: float = Field(default=0.01, gt=0)
@@ -100,42 +112,6 @@ def teardown(ctx: Context) -> None:
         dist.destroy_process_group()
 
 
-class BPRMF(nn.Module):
-    """``score(u, i) = <U[u], V[i]> + b[i]``, trained with BPR:
-    ``loss = mean(softplus(score(u, j) - score(u, i))) + reg * (|U[u]|^2 + |V[i]|^2 + |V[j]|^2)``
-    for positive pairs ``(u, i)`` and uniform negatives ``j``.  Init: normal, std 0.1."""
-
-    def __init__(self, n_users: int, n_items: int, dim: int, reg: float = 1e-5) -> None:
-        super().__init__()
-        self.n_users, self.n_items, self.dim, self.reg = n_users, n_items, dim, reg
-        self.user = nn.Embedding(n_users, dim)
-        self.item = nn.Embedding(n_items, dim)
-        self.bias = nn.Embedding(n_items, 1)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        nn.init.normal_(self.user.weight, std=0.1)
-        nn.init.normal_(self.item.weight, std=0.1)
-        nn.init.zeros_(self.bias.weight)
-
-    def __repr__(self) -> str:
-        return f"BPRMF(n_users={self.n_users}, n_items={self.n_items}, dim={self.dim})"
-
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        return (self.user(users) * self.item(items)).sum(-1) + self.bias(items).squeeze(-1)
-
-    def loss(self, batch: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
-        u, i = batch[:, 0], batch[:, 1]
-        diff = self(u, negatives) - self(u, i)
-        reg = (self.user(u).pow(2).sum(-1) + self.item(i).pow(2).sum(-1)
-               + self.item(negatives).pow(2).sum(-1)).mean()
-        return nn.functional.softplus(diff).mean() + self.reg * reg
-
-    @torch.no_grad()
-    def scores(self, users: torch.Tensor) -> torch.Tensor:
-        return self.user(users) @ self.item.weight.T + self.bias.weight.T
-
-
 def split_holdout(users: np.ndarray, items: np.ndarray, times: np.ndarray, share: float,
                   seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training pairs and, for ``share`` of the customers with 2+ pairs, their latest pair held out.
@@ -153,7 +129,7 @@ def split_holdout(users: np.ndarray, items: np.ndarray, times: np.ndarray, share
     return np.flatnonzero(mask), users[held], items[held]
 
 
-def hit_rate(model: BPRMF, users: np.ndarray, items: np.ndarray, k: int, seen=None) -> float:
+def hit_rate(model: BPRMF | LightGCNDDP, users: np.ndarray, items: np.ndarray, k: int, seen=None) -> float:
     """Share of held-out pairs whose item is in the customer's top k (training items excluded)."""
     if len(users) == 0:
         return float("nan")
@@ -222,49 +198,108 @@ class _Objective(nn.Module):
 
 
 # --------------------------------------------------------------------------- checkpoints
-def save_checkpoint(model: BPRMF, folder: str | Path, cfg: DistConfig, extra: dict) -> Path:
-    """Write ``model.safetensors`` + ``model.json`` to ``folder`` atomically (call on rank 0)."""
+def build_model(cfg: DistConfig, n_users: int, n_items: int) -> BPRMF | LightGCNDDP:
+    """The untrained module ``cfg.model`` names (a LightGCN still needs ``attach``)."""
+    if cfg.model == "lightgcn":
+        return LightGCNDDP(n_users, n_items, cfg.dim, cfg.layers, cfg.reg)
+    return BPRMF(n_users, n_items, cfg.dim, cfg.reg)
+
+
+def save_checkpoint(model: BPRMF | LightGCNDDP, folder: str | Path, cfg: DistConfig, extra: dict) -> Path:
+    """Write ``model.safetensors``, ``embeddings.safetensors`` (``users``, ``items``) and
+    ``model.json`` to ``folder`` atomically (call on rank 0; a LightGCN must be frozen)."""
+    from safetensors.numpy import save_file as save_np
     from safetensors.torch import save_file
 
     folder = Path(folder)
+    users, items = model.embeddings()
     with atomic_dir(folder) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(tmp / "model.safetensors"))
-        meta = {"model": "bprmf", "n_users": model.n_users, "n_items": model.n_items,
+        save_np({"users": users, "items": items}, str(tmp / "embeddings.safetensors"))
+        meta = {"model": model.name, "n_users": model.n_users, "n_items": model.n_items,
                 "config": cfg.model_dump(), **extra}
         (tmp / "model.json").write_text(json.dumps(meta, indent=1))
     return folder
 
 
-def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> tuple[BPRMF, dict]:
-    """The model saved by :func:`save_checkpoint`, on ``device``, and its ``model.json``."""
+def _meta(folder: Path) -> dict:
+    if not (folder / "model.json").is_file():
+        raise FileNotFoundError(f"{folder} holds no checkpoint (model.json missing)")
+    return json.loads((folder / "model.json").read_text())
+
+
+def load_embeddings(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(users, items)`` float32 vectors of a checkpoint (rows = the graph's internal ids; inner
+    products = the model's scores): ``build_index(items)`` or ``build_pgvector_index(items, url)``."""
+    from safetensors.numpy import load_file
+
+    folder = Path(folder)
+    _meta(folder)
+    path = folder / "embeddings.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing (checkpoints written before embeddings were exported)")
+    arrays = load_file(str(path))
+    return arrays["users"], arrays["items"]
+
+
+def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> tuple[BPRMF | LightGCNDDP, dict]:
+    """The model saved by :func:`save_checkpoint`, on ``device``, and its ``model.json``.
+
+    A LightGCN comes back frozen (scores from its saved final embeddings; no graph needed)."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    if not (folder / "model.json").is_file():
-        raise FileNotFoundError(f"{folder} holds no checkpoint (model.json missing)")
-    meta = json.loads((folder / "model.json").read_text())
-    cfg = DistConfig(**meta["config"])
-    model = BPRMF(meta["n_users"], meta["n_items"], cfg.dim, cfg.reg)
+    meta = _meta(folder)
+    cfg = DistConfig(**{"model": meta.get("model", "bprmf"), **meta["config"]})
+    model = build_model(cfg, meta["n_users"], meta["n_items"])
     model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
-    return model.to(device), meta
+    model = model.to(device)
+    if isinstance(model, LightGCNDDP):
+        users, items = load_embeddings(folder)
+        model.final = (torch.from_numpy(users).to(device), torch.from_numpy(items).to(device))
+    return model, meta
 
 
 # --------------------------------------------------------------------------- command line
+HELP = {
+    "model": "bprmf (id embeddings) or lightgcn (propagation over the customer/product graph)",
+    "dim": "embedding size", "epochs": "passes over the training pairs",
+    "batch_size": "global batch (split over the processes; must divide by their number)",
+    "lr": "Adam learning rate", "reg": "L2 weight on the batch's embeddings",
+    "holdout": "share of customers whose latest pair is held out for HitRate@k",
+    "k": "HitRate cut-off", "seed": "seed of the split, init, batches and negatives",
+    "layers": "lightgcn: propagation rounds",
+    "shard_propagation": "lightgcn over several processes: each computes a share of the propagation "
+                         "(--no-shard-propagation: every process propagates over the whole graph)",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="torchrun --nproc-per-node N -m hoprec.train.distributed",
+        description="Train BPR-MF or LightGCN over a memory-mapped interaction graph with DDP "
+                    "(python -m hoprec.train.distributed runs one process; see the module doc).")
+    ap.add_argument("--graph", required=True, help="graph folder (hoprec graph build / mmap_store)")
+    ap.add_argument("--out", required=True, help="run folder: checkpoint/ and run.json (rank 0)")
+    for name, f in DistConfig.model_fields.items():
+        flag, h = f"--{name.replace('_', '-')}", f"{HELP.get(name, '')} (default: {f.default})"
+        if isinstance(f.default, bool):
+            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=h)
+        elif name == "model":
+            ap.add_argument(flag, choices=MODELS, default=f.default, help=h)
+        else:
+            ap.add_argument(flag, type=type(f.default), default=f.default, help=h)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads per process (0: leave)")
+    return ap
+
+
 def main(argv: list[str] | None = None) -> None:
     import scipy.sparse as sp
 
     from hoprec.graph.mmap_store import open_graph
 
-    ap = argparse.ArgumentParser(
-        prog="torchrun --nproc-per-node N -m hoprec.train.distributed",
-        description="Train BPR-MF over a memory-mapped interaction graph with DDP (see the module doc).")
-    ap.add_argument("--graph", required=True, help="graph folder (hoprec.graph.ooc / mmap_store)")
-    ap.add_argument("--out", required=True, help="run folder: checkpoint/ and run.json (rank 0)")
-    for name, f in DistConfig.model_fields.items():
-        ap.add_argument(f"--{name.replace('_', '-')}", type=type(f.default), default=f.default)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads per process (0: leave)")
-    args = ap.parse_args(argv)
+    args = _parser().parse_args(argv)
     cfg = DistConfig(**{k: getattr(args, k) for k in DistConfig.model_fields})
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -275,29 +310,37 @@ def main(argv: list[str] | None = None) -> None:
         s = g.edges[et]
         users, items = s.col.numpy(), s.dst.numpy()
         train_idx, hu, hi = split_holdout(users, items, s.time.numpy(), cfg.holdout, cfg.seed)
-        examples = torch.from_numpy(np.stack([users[train_idx], items[train_idx]], 1))
+        tu, ti = users[train_idx], items[train_idx]
+        examples = torch.from_numpy(np.stack([tu, ti], 1))
         n_u, n_i = g.num_nodes[g.entity_type], g.num_nodes[g.item_type]
         torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts)
-        model = BPRMF(n_u, n_i, cfg.dim, cfg.reg)
+        model = build_model(cfg, n_u, n_i)
+        if isinstance(model, LightGCNDDP):  # the training pairs only: held-out pairs must not leak
+            model.attach(normalized_adjacency(tu, ti, n_u, n_i), ctx.rank, ctx.world,
+                         cfg.shard_propagation, ctx.device)
+
         def say(message: str) -> None:
             print(f"[rank {ctx.rank}] {message}", flush=True)
 
         log = fit(model, examples, n_i, cfg, ctx, progress=say)
+        model.eval()
+        if isinstance(model, LightGCNDDP):
+            model.freeze()  # collective when the propagation is sharded
         if ctx.is_main:
-            seen = sp.csr_matrix((np.ones(len(train_idx)), (users[train_idx], items[train_idx])), shape=(n_u, n_i))
-            model.eval()
+            seen = sp.csr_matrix((np.ones(len(train_idx)), (tu, ti)), shape=(n_u, n_i))
             hr = hit_rate(model, hu, hi, cfg.k, seen)
             ckpt = save_checkpoint(model, Path(args.out) / "checkpoint", cfg, {"graph": str(args.graph)})
-            run = {"world_size": ctx.world, "backend": ctx.backend or "none", "device": str(ctx.device),
-                   "examples": len(examples), "held_out": len(hu), f"hit_rate_at_{cfg.k}": hr,
-                   "log": log, "checkpoint": str(ckpt)}
+            run = {"model": cfg.model, "world_size": ctx.world, "backend": ctx.backend or "none",
+                   "device": str(ctx.device), "examples": len(examples), "held_out": len(hu),
+                   f"hit_rate_at_{cfg.k}": hr, "log": log, "checkpoint": str(ckpt)}
+            if cfg.model == "lightgcn":
+                run["propagation"] = "sharded" if cfg.shard_propagation and ctx.world > 1 else "whole graph"
             (Path(args.out) / "run.json").write_text(json.dumps(run, indent=1))
             say(f"held-out HitRate@{cfg.k} {hr:.4f}; checkpoint {ckpt}")
         if ctx.backend:
             dist.barrier()
     finally:
         teardown(ctx)
-
 
 if __name__ == "__main__":
     main()
