@@ -132,3 +132,24 @@ def test_hybrid_feature_ablation(shop_dataset):
     assert {"cat_rep_h30", "cat_overdue"} <= set(r.feature_names())
     with pytest.raises(ValueError, match="neither a feature nor a group"):
         create_model("hybrid", drop_features=["nope"], n_windows=1).fit(shop_dataset)
+
+
+def test_hybrid_discovery_places_hold_products_new_to_the_customer(shop_dataset):
+    """``discovery_positions`` give fixed places to never-bought products; the rest of the list
+    keeps the pure ranking's order, and a longer list starts with the shorter one."""
+    params = {"n_windows": 1, "n_estimators": 20, "horizon_days": 7}
+    users = np.arange(shop_dataset.n_users)
+    pure = create_model("hybrid", **params).fit(shop_dataset)
+    mixed = create_model("hybrid", discovery_positions=[3, 4], **params).fit(shop_dataset)
+    r, p = mixed.recommend(users, 8), pure.recommend(users, 8)
+    bought = shop_dataset.positive_matrix() > 0
+    model_rows = np.flatnonzero(r.source == "model")
+    assert len(model_rows) > 10
+    for row in model_rows:
+        u = users[row]
+        assert not bought[u, r.items[row, 3]] and not bought[u, r.items[row, 4]]
+        rest = [x for x in p.items[row] if x not in r.items[row, 3:5]]
+        assert r.items[row, [0, 1, 2, 5, 6, 7]].tolist() == rest[:6]
+        assert len(set(r.items[row].tolist())) == 8
+    np.testing.assert_array_equal(mixed.recommend(users, 12).items[:, :8], r.items)
+    assert (pure.recommend(users, 3).items == r.items[:, :3]).all()

@@ -31,12 +31,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from pydantic import Field
 
 from hoprec.compat import require
 from hoprec.data.dataset import Dataset
 from hoprec.models import pair_features as pf
 from hoprec.models.base import ModelConfig, Recommender, label_horizon
+from hoprec.models.relational_paths import from_state, to_state
 
 
 class HybridConfig(ModelConfig):
@@ -63,6 +65,16 @@ class HybridConfig(ModelConfig):
     # the customer's rhythm in the item's category: +0.003 validation MAP with two windows on CJ,
     # +0.0002 with four (the default), so off by default
     category_rhythm: bool = False
+    # 0-based places of every list that go to the best-scored products the customer has never
+    # bought, e.g. [10, 11]: trades a little MAP for new-to-customer recall ([] = pure ranking).
+    # Fixed places, so a longer list starts with the shorter one.
+    discovery_positions: list[int] = Field(default_factory=list)
+    # customer -> X -> product meta-paths through the schema's other tables (stores, campaigns,
+    # coupons: :mod:`hoprec.models.relational_paths`), one column each
+    relational_paths: bool = False
+    path_half_life_days: float = Field(default=30.0, gt=0)
+    path_candidates: int = Field(default=20, ge=0)  # per customer and path: the top products by path weight
+    exclude_tables: list[str] = Field(default_factory=list)  # tables the paths leave out (ablations)
 
 
 class Hybrid(Recommender):
@@ -77,6 +89,13 @@ class Hybrid(Recommender):
         cfg: HybridConfig = self.config  # type: ignore[assignment]
         horizon = label_horizon(dataset, cfg.horizon_days)
         self.groups = _groups(dataset, cfg.category_column)
+        paths = None
+        self.path_names: list[str] = []
+        if cfg.relational_paths:
+            from hoprec.models.relational_paths import PathSignals
+
+            paths = PathSignals.from_dataset(dataset, cfg.path_half_life_days, tuple(cfg.exclude_tables))
+            self.path_names = paths.names
         inter = dataset.interactions
         pos = inter.select(inter.positive())
         xs, ys, gs = [], [], []
@@ -91,11 +110,12 @@ class Hybrid(Recommender):
             if len(users) == 0:
                 continue
             emb = self._embed_at(dataset, pd.Timestamp(start))
-            u, i = self._candidates(hist, users, emb)
+            mats = paths.at(start) if paths is not None else []
+            u, i = self._candidates(hist, users, emb, mats)
             y = np.isin(u.astype(np.int64) * self.n_items + i, label_keys)
             keep = np.isin(u, np.unique(u[y]))  # groups without a positive teach nothing
             keep &= y | (rng.random(len(y)) < cfg.negative_fraction)
-            xs.append(self._features(hist, u[keep], i[keep], emb))
+            xs.append(self._features(hist, u[keep], i[keep], emb, mats))
             ys.append(y[keep])
             gs.append(np.unique(u[keep], return_counts=True)[1])
         if not xs:
@@ -112,15 +132,33 @@ class Hybrid(Recommender):
         self.booster = lgb.train(params, train, num_boost_round=cfg.n_estimators)
         self._inter = inter
         self.emb = self._embed_at(dataset, None)
+        self.path_mats = paths.at(np.datetime64(dataset.cutoff)) if paths is not None else []
         self._prepare(dataset.cutoff)
+
+    def recommend(self, users, k, exclude=None, items=None, batch_size: int = 256):
+        """As :meth:`Recommender.recommend`; with ``discovery_positions`` those places of each
+        personalised list hold the best-scored products the customer has not bought before."""
+        places = sorted({p for p in self.config.discovery_positions if p < k})  # type: ignore[attr-defined]
+        recs = super().recommend(users, k, exclude, items, batch_size)
+        rows = np.flatnonzero(recs.source == "model")
+        if not places or len(rows) == 0:
+            return recs
+        known = (self.hist.count > 0).astype(np.float32)
+        if exclude is not None:
+            ex = sp.csr_matrix(exclude)[: self.n_users]
+            ex.resize((self.n_users, self.n_items))
+            known = known + (ex != 0).astype(np.float32)
+        new = super().recommend(np.asarray(users, dtype=np.int64)[rows], k, known.tocsr(), items, batch_size)
+        return _merge(recs, rows, new, set(places))
 
     def _all_features(self) -> list[str]:
         extra = ["emb_score", "emb_rank"] if self.config.embedding else []  # type: ignore[attr-defined]
-        return [*pf.FEATURES, *extra]
+        return [*pf.FEATURES, *getattr(self, "path_names", []), *extra]
 
     def _kept(self) -> np.ndarray:
         """Mask over :meth:`_all_features` without ``drop_features`` (names or group names)."""
-        groups = {**pf.GROUPS, "embedding": ("emb_score", "emb_rank")}
+        groups = {**pf.GROUPS, "embedding": ("emb_score", "emb_rank"),
+                  "paths": tuple(getattr(self, "path_names", []))}
         names = self._all_features()
         drop: set[str] = set()
         wanted = list(self.config.drop_features)  # type: ignore[attr-defined]
@@ -152,13 +190,20 @@ class Hybrid(Recommender):
             raise ValueError(f"hybrid: embedding model {cfg.embedding!r} has no embeddings()")
         return emb
 
-    def _candidates(self, hist, users: np.ndarray, emb):
+    def _candidates(self, hist, users: np.ndarray, emb, mats=()):
         cfg: HybridConfig = self.config  # type: ignore[assignment]
         u, i = pf.candidates(hist, users, cfg.own, cfg.graph, cfg.popular, cfg.new)
-        if emb is None or cfg.embedding_candidates == 0:
-            return u, i
-        n = min(cfg.embedding_candidates, self.n_items)
         eu, ei = [u], [i]
+        if mats and cfg.path_candidates:
+            from hoprec.models.relational_paths import path_candidates
+
+            pu, pi = path_candidates(list(mats), users, cfg.path_candidates)
+            eu.append(pu)
+            ei.append(pi)
+        if emb is None or cfg.embedding_candidates == 0:
+            keys = np.unique(np.concatenate(eu).astype(np.int64) * self.n_items + np.concatenate(ei))
+            return keys // self.n_items, keys % self.n_items
+        n = min(cfg.embedding_candidates, self.n_items)
         for s in range(0, len(users), 512):
             block = users[s : s + 512]
             scores = emb[0][block] @ emb[1].T
@@ -168,8 +213,12 @@ class Hybrid(Recommender):
         keys = np.unique(np.concatenate(eu).astype(np.int64) * self.n_items + np.concatenate(ei))
         return keys // self.n_items, keys % self.n_items
 
-    def _features(self, hist, u: np.ndarray, i: np.ndarray, emb) -> np.ndarray:
+    def _features(self, hist, u: np.ndarray, i: np.ndarray, emb, mats=()) -> np.ndarray:
         x = pf.pair_features(hist, u, i, self.groups, self.config.category_rhythm)  # type: ignore[attr-defined]
+        if mats:
+            from hoprec.models.relational_paths import path_features
+
+            x = np.column_stack([x, path_features(list(mats), u, i)]).astype(np.float32)
         if emb is not None:
             score = np.einsum("ij,ij->i", emb[0][u], emb[1][i]).astype(np.float64)
             rank = pf._rank_within_user(u, score)
@@ -183,8 +232,9 @@ class Hybrid(Recommender):
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         cfg: HybridConfig = self.config  # type: ignore[assignment]
-        u, i = self._candidates(self.hist, users, self.emb)
-        s = self.booster.predict(self._features(self.hist, u, i, self.emb), num_threads=cfg.num_threads or 0)
+        u, i = self._candidates(self.hist, users, self.emb, self.path_mats)
+        x = self._features(self.hist, u, i, self.emb, self.path_mats)
+        s = self.booster.predict(x, num_threads=cfg.num_threads or 0)
         out = np.empty((len(users), self.n_items), dtype=np.float32)
         out[:] = (self.popularity / max(float(self.popularity.max()), 1e-9) - 2.0)[None, :]
         low = float(s.min()) if len(s) else 0.0
@@ -210,6 +260,7 @@ class Hybrid(Recommender):
             "i_weight": inter.weight, "i_quantity": inter.quantity, "i_kind": inter.kind,
             "i_basket": inter.basket, "i_kinds": np.array(inter.kinds, dtype=np.str_),
             **({"user_emb": self.emb[0], "item_emb": self.emb[1]} if self.emb is not None else {}),
+            **to_state(self.path_mats, self.path_names),
         }
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -217,6 +268,7 @@ class Hybrid(Recommender):
 
         lgb = require("lightgbm", "hybrid")
         self.booster = lgb.Booster(model_str=state["booster"].tobytes().decode())
+        self.path_names, self.path_mats = from_state(state)
         if self.booster.feature_name() != self.feature_names():
             raise ValueError(
                 f"this hybrid model was trained on features {self.booster.feature_name()}, but this "
@@ -229,6 +281,22 @@ class Hybrid(Recommender):
         )
         self.emb = (state["user_emb"], state["item_emb"]) if "user_emb" in state else None
         self._prepare(pd.Timestamp(int(state["cutoff"])))
+
+
+def _merge(recs, rows: np.ndarray, new, places: set[int]):
+    """For ``rows`` of ``recs``: fill ``places`` from ``new``'s lists and the other places from
+    ``recs``' own, each in its order, skipping items already placed."""
+    items, scores = recs.items.copy(), recs.scores.copy()
+    k = items.shape[1]
+    for r, alt_items, alt_scores in zip(rows, new.items, new.scores):
+        queues = {False: iter(zip(recs.items[r], recs.scores[r])), True: iter(zip(alt_items, alt_scores))}
+        used: set[int] = set()
+        for p in range(k):
+            item, score = next(((i, s) for i, s in queues[p in places] if i < 0 or i not in used),
+                               (-1, -np.inf))
+            used.add(int(item))
+            items[r, p], scores[r, p] = item, score
+    return type(recs)(items, scores, recs.source)
 
 
 def _positions(users: np.ndarray, u: np.ndarray) -> np.ndarray:
