@@ -16,7 +16,18 @@ in-memory pandas path every command uses today; skipped above ``--ingest-max-sca
 every customer and product); ``index_faiss`` / ``index_faiss_hnsw`` / ``index_pgvector``
 (builds); ``retrieval`` (single-query latency p50/p99 of each index over ``--queries`` random
 customers, top 10, and recall@10 of the approximate ones against the exact scan; pgvector's HNSW
-at ``ef_search`` 100, its default here, and 400).
+at ``ef_search`` 100, its default here, and 400); ``recommend`` (the real service: ``hoprec
+train --model als`` (``--service-iterations`` sweeps, one thread) on the scale's shop, then
+``hoprec serve`` in its own process, whose first start builds the serving data; then ``POST
+/recommend`` (a random known customer, k 12, no filter, no per-user cache) from ``--clients`` keep-alive clients on
+an open-loop schedule of ``--rate`` requests/s for ``--duration`` seconds after a warm-up:
+client-side p50/p99, and the service's RSS (``VmRSS``, ``VmHWM`` from ``/proc``); it reads every
+table into pandas, so it stops at ``--ingest-max-scale`` like ``ingest``).
+
+``--update STAGES`` re-runs stages without losing the others: the stages named are written into
+the existing ``scale.json`` (same scales, the same generated lines), everything else is kept, and
+the run is listed under ``updates``; e.g. ``--stages generate,recommend --update recommend``
+(the shop must be generated again; its new timing is not kept).
 
 Writes ``scale.json`` and ``scale.png`` (log-log, with the fitted exponent of each stage:
 slope of log(seconds) on log(lines)) under ``--out``.
@@ -38,7 +49,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("generate", "ingest", "graph", "train_epoch", "embed", "index_faiss", "index_faiss_hnsw",
-          "index_pgvector", "retrieval")
+          "index_pgvector", "retrieval", "recommend")
+PANDAS_STAGES = ("ingest", "recommend")  # read every table into memory: skipped above --ingest-max-scale
+QUERY = "PREDICT LIST_DISTINCT(lines.product_id, 0, 30, days) RANK TOP 12 FOR EACH customers.customer_id"
 
 
 # ------------------------------------------------------------------------------------ stages
@@ -113,6 +126,10 @@ def stage(name: str, scale: float, data: Path, args) -> dict:
         np.save(paths["als"] / "users.npy", np.asarray(model.user_factors, np.float32))
         np.save(paths["als"] / "items.npy", np.asarray(model.item_factors, np.float32))
         return {"seconds": sec, "iterations": args.als_iterations, "nodes": int(sum(ui.shape))}
+    if name == "recommend":
+        from bench_scale_service import measure_recommend
+
+        return measure_recommend(paths, QUERY, args)
     items = np.load(paths["als"] / "items.npy")
     if name in ("index_faiss", "index_faiss_hnsw"):
         from hoprec.serve.index import build_index
@@ -185,7 +202,9 @@ def run_stage(name: str, scale: float, args) -> dict:
     result.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, __file__, "--stage", name, "--scales", str(scale), "--data", str(args.data),
            "--result", str(result), "--factors", str(args.factors), "--als-iterations",
-           str(args.als_iterations), "--queries", str(args.queries), "--duckdb-memory", args.duckdb_memory]
+           str(args.als_iterations), "--queries", str(args.queries), "--duckdb-memory", args.duckdb_memory,
+           "--rate", str(args.rate), "--clients", str(args.clients), "--duration", str(args.duration),
+           "--service-iterations", str(args.service_iterations)]
     if args.pg_url:
         cmd += ["--pg-url", args.pg_url]
     t0 = time.perf_counter()
@@ -210,6 +229,40 @@ def fit_exponent(x: list[float], y: list[float]) -> float | None:
     return float(np.polyfit(lx, ly, 1)[0])
 
 
+SERIES = {"recommend": ("p50_ms", "p99_ms", "service_rss_mib", "train_seconds", "service_start_seconds")}
+
+
+def exponents(report: dict) -> dict:
+    """Fitted exponents of ``seconds`` and ``peak_rss_mib`` per stage (and the extra series of
+    :data:`SERIES`) over the scales that ran it."""
+    out = {}
+    for st in dict.fromkeys(st for r in report["runs"] for st in r["stages"]):
+        runs = [r for r in report["runs"] if st in r["stages"]]
+        out[st] = {m: fit_exponent([r["lines"] for r in runs], [r["stages"][st][m] for r in runs])
+                   for m in ("seconds", "peak_rss_mib", *SERIES.get(st, ()))}
+    return out
+
+
+def merge(old: dict, new: dict, stages: list[str]) -> dict:
+    """``old`` with the ``stages`` of ``new``'s runs written in (matched by scale; the generated
+    line counts must agree), the rest kept; ``new``'s run is listed under ``updates``."""
+    by_scale = {r["scale"]: r for r in old["runs"]}
+    for run in new["runs"]:
+        if run["scale"] not in by_scale:
+            raise SystemExit(f"--update: scale {run['scale']:g} is not in the existing scale.json")
+        prev = by_scale[run["scale"]]
+        if "lines" in run and run["lines"] != prev["lines"]:
+            raise SystemExit(f"--update: scale {run['scale']:g} generated {run['lines']} lines, "
+                             f"the existing run had {prev['lines']}")
+        for st in stages:
+            if st in run["stages"]:
+                prev["stages"][st] = run["stages"][st]
+    old.setdefault("updates", []).append(
+        {k: new[k] for k in ("date", "machine", "command", "load_before")}
+        | {"stages": stages, "load_after": {f"{r['scale']:g}": r.get("load_after") for r in new["runs"]}})
+    return old
+
+
 def plot(report: dict, path: Path) -> None:
     import matplotlib
 
@@ -218,7 +271,7 @@ def plot(report: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     for st in STAGES:
-        if st == "retrieval":
+        if st in ("retrieval", "recommend"):
             continue
         pts = [(r["lines"], r["stages"][st]["seconds"], r["stages"][st]["peak_rss_mib"])
                for r in report["runs"] if st in r["stages"]]
@@ -235,6 +288,16 @@ def plot(report: dict, path: Path) -> None:
         if len(pts) >= 2:
             e = fit_exponent([p[0] for p in pts], [p[1] for p in pts])
             axes[0].loglog([p[0] for p in pts], [p[1] for p in pts], "x--", label=f"{name} p99 (exp {e:.2f})")
+    rec = [r for r in report["runs"] if "recommend" in r["stages"]]
+    if len(rec) >= 2:
+        x = [r["lines"] for r in rec]
+        for m, style in (("p50_ms", "s-."), ("p99_ms", "s--")):
+            e = report["exponents"]["recommend"][m]
+            axes[0].loglog(x, [r["stages"]["recommend"][m] / 1000 for r in rec], style,
+                           label=f"/recommend {m[:3]} (exp {e:.2f})")
+        e = report["exponents"]["recommend"]["service_rss_mib"]
+        axes[1].loglog(x, [r["stages"]["recommend"]["service_rss_mib"] for r in rec], "s--",
+                       label=f"service RSS (exp {e:.2f})")
     axes[0].set(xlabel="lines (events)", ylabel="seconds", title="wall time per stage")
     axes[1].set(xlabel="lines (events)", ylabel="peak RSS (MiB)", title="peak memory per stage")
     for ax in axes:
@@ -261,6 +324,12 @@ def main() -> None:
     ap.add_argument("--als-iterations", type=int, default=5)
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--duckdb-memory", default="2GB")
+    ap.add_argument("--rate", type=float, default=50.0, help="recommend: offered requests/s")
+    ap.add_argument("--clients", type=int, default=4, help="recommend: keep-alive client connections")
+    ap.add_argument("--duration", type=float, default=20.0, help="recommend: seconds of load")
+    ap.add_argument("--service-iterations", type=int, default=5, help="recommend: ALS sweeps of the served model")
+    ap.add_argument("--update", default="",
+                    help="comma-separated stages to write into the existing scale.json, keeping the rest")
     ap.add_argument("--keep-data", action="store_true", help="keep each scale's data after its run")
     ap.add_argument("--stage", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
@@ -283,7 +352,7 @@ def main() -> None:
     for scale in scales:
         run = {"scale": scale, "stages": {}}
         for st in stages:
-            if st == "ingest" and scale > args.ingest_max_scale:
+            if st in PANDAS_STAGES and scale > args.ingest_max_scale:
                 continue
             t = time.strftime("%H:%M:%S")
             rec = run_stage(st, scale, args)
@@ -296,11 +365,9 @@ def main() -> None:
         report["runs"].append(run)
         if not args.keep_data:
             shutil.rmtree(_paths(Path(args.data), scale)["dir"], ignore_errors=True)
-    report["exponents"] = {
-        st: {m: fit_exponent([r["lines"] for r in report["runs"] if st in r["stages"]],
-                             [r["stages"][st][m] for r in report["runs"] if st in r["stages"]])
-             for m in ("seconds", "peak_rss_mib")}
-        for st in stages}
+    if args.update:
+        report = merge(json.loads((out / "scale.json").read_text()), report, args.update.split(","))
+    report["exponents"] = exponents(report)
     (out / "scale.json").write_text(json.dumps(report, indent=1))
     plot(report, out / "scale.png")
     print(json.dumps(report["exponents"], indent=1))
