@@ -359,7 +359,9 @@ def main() -> None:
             run["stages"][st] = rec
             if st == "generate":
                 run["lines"] = rec["lines"]
-            print(f"{t} scale {scale:g} {st}: {rec['seconds']:.2f} s, peak {rec['peak_rss_mib']:.0f} MiB "
+            what = (f"p50 {rec['p50_ms']:.1f} ms, p99 {rec['p99_ms']:.1f} ms" if st == "recommend"
+                    else f"{rec['seconds']:.2f} s")
+            print(f"{t} scale {scale:g} {st}: {what}, peak {rec['peak_rss_mib']:.0f} MiB "
                   f"(load {os.getloadavg()[0]:.1f})", flush=True)
         run["load_after"] = os.getloadavg()
         report["runs"].append(run)
