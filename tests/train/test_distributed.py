@@ -18,7 +18,7 @@ from hoprec.data.schema import load_schema
 from hoprec.graph.mmap_store import open_graph
 from hoprec.graph.ooc import build_interaction_graph
 from hoprec.serve.index import build_index
-from hoprec.train.dist_models import LightGCNDDP, normalized_adjacency
+from hoprec.train.dist_models import LightGCNDDP, _Shard, normalized_adjacency
 from hoprec.train.distributed import (
     BPRMF,
     Context,
@@ -165,3 +165,18 @@ def test_lightgcn_propagates_as_the_formula_and_learns_taste_groups(tmp_path):
     torch.testing.assert_close(loaded.scores(torch.arange(n_u)), model.scores(torch.arange(n_u)))
     with pytest.raises(ValueError, match="adjacency is"):
         LightGCNDDP(n_u, n_i + 1, 8).attach(adj)
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_shards_split_each_node_type_and_reassemble_in_node_order(world):
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 30, 400), rng.zipf(1.5, 400) % 50  # skewed product degrees
+    adj = normalized_adjacency(users, items, 30, 50)
+    shards = [_Shard(adj, r, world, "cpu", (30,)) for r in range(world)]
+    for seg, (a, b) in zip(shards[0].pieces, [(0, 30), (30, 80)]):
+        assert seg[0][0] == a and seg[-1][1] == b and all(p[1] == q[0] for p, q in zip(seg, seg[1:]))
+        assert all(hi > lo for lo, hi in seg)  # every rank gets rows of both types
+    x = torch.randn(80, 8)
+    pad = shards[0].pad
+    parts = [torch.cat([y, torch.zeros(pad - len(y), 8)]) for y in (s.block @ x for s in shards)]
+    torch.testing.assert_close(shards[0].assemble(parts), torch.from_numpy(adj.toarray()) @ x)

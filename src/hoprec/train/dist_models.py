@@ -18,8 +18,8 @@ trained with BPR on the propagated ``E`` plus ``reg`` times the mean squared nor
 
 Over ``W`` ranks there are two ways to propagate (``shard=True`` is the default):
 
-- **sharded**: rank ``r`` holds only a block of ``Â``'s rows (cut so each block has about
-  ``1 / W`` of the non-zeros) and computes those rows of ``Â E(l)``; an all-gather gives every
+- **sharded**: rank ``r`` holds only its rows of ``Â`` (``1 / W`` of the customers' rows and
+  ``1 / W`` of the products', cut by non-zeros) and computes those rows of ``Â E(l)``; an all-gather gives every
   rank the whole ``E(l+1)``.  Because ``Â`` is symmetric the backward pass is the same operation
   on the gradient, provided the gradient is the same on every rank: :class:`_SyncGrad` all-reduces
   (and averages) the gradient of the ranks' losses at the propagated embeddings, so the
@@ -118,17 +118,26 @@ def _torch_csr(m: sp.csr_matrix, device) -> torch.Tensor:
 
 
 class _Shard:
-    """This rank's block of ``Â``'s rows and the all-gather that rebuilds a whole ``Â @ x``."""
+    """This rank's rows of ``Â`` and the all-gather that rebuilds a whole ``Â @ x``.
 
-    def __init__(self, adj: sp.csr_matrix, rank: int, world: int, device) -> None:
-        # cut at the row where the running non-zero count passes r/W of the total
-        cuts = np.searchsorted(adj.indptr, np.linspace(0, adj.nnz, world + 1)[1:-1], side="left")
-        self.bounds = np.r_[0, cuts, adj.shape[0]].astype(np.int64)
-        self.rows = np.diff(self.bounds)
-        self.pad = int(self.rows.max())
+    Each node type (the ``segments``: customers, then products) is cut into ``world`` runs of
+    rows with about equal non-zeros, and rank ``r`` takes run ``r`` of every type: a customer row
+    and a product row cost differently (they gather from tables of different sizes), so each rank
+    gets the same mix, and equal row counts keep the all-gather's padding small."""
+
+    def __init__(self, adj: sp.csr_matrix, rank: int, world: int, device, segments: tuple[int, ...] = ()) -> None:
+        edges = [0, *segments, adj.shape[0]]
+        self.pieces = []  # per segment: the (lo, hi) row range of each rank
+        for a, b in zip(edges[:-1], edges[1:]):
+            ptr = adj.indptr[a : b + 1]
+            cuts = np.searchsorted(ptr, np.linspace(ptr[0], ptr[-1], world + 1)[1:-1], side="left") + a
+            bounds = np.r_[a, cuts, b].astype(np.int64)
+            self.pieces.append(list(zip(bounds[:-1].tolist(), bounds[1:].tolist())))
+        self.rows = [sum(seg[r][1] - seg[r][0] for seg in self.pieces) for r in range(world)]
+        self.pad = max(self.rows)
         self.world = world
-        lo, hi = self.bounds[rank], self.bounds[rank + 1]
-        self.block = _torch_csr(adj[lo:hi], device)
+        mine = np.concatenate([np.arange(*seg[rank]) for seg in self.pieces])
+        self.block = _torch_csr(adj[mine], device)
 
     def gather(self, y: torch.Tensor) -> torch.Tensor:
         if self.world == 1:
@@ -137,7 +146,16 @@ class _Shard:
         padded[: len(y)] = y
         parts = [torch.empty_like(padded) for _ in range(self.world)]
         dist.all_gather(parts, padded)
-        return torch.cat([p[:n] for p, n in zip(parts, self.rows.tolist())])
+        return self.assemble(parts)
+
+    def assemble(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """The ranks' (padded) row blocks back in node order: segment by segment, rank by rank."""
+        out, offset = [], [0] * self.world
+        for seg in self.pieces:
+            for r, (lo, hi) in enumerate(seg):
+                out.append(parts[r][offset[r] : offset[r] + hi - lo])
+                offset[r] += hi - lo
+        return torch.cat(out)
 
     def matmul(self, x: torch.Tensor) -> torch.Tensor:
         return self.gather(self.block @ x)
@@ -202,7 +220,7 @@ class LightGCNDDP(nn.Module):
             raise ValueError(f"adjacency is {adj.shape}, expected {(n, n)} (customers + products)")
         self._world = world
         if shard and world > 1:
-            self._shard, self._adj = _Shard(adj, rank, world, device), None
+            self._shard, self._adj = _Shard(adj, rank, world, device, (self.n_users,)), None
         else:
             self._shard, self._adj = None, _torch_csr(adj, device)
         self._keep = torch.ones(n, device=device)
