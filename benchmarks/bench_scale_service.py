@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,6 +108,7 @@ def measure_recommend(paths: dict, query: str, args) -> dict:
             svc.wait(30)
         except subprocess.TimeoutExpired:
             svc.kill()
+        shutil.rmtree(events.parent, ignore_errors=True)
     return {"seconds": res["p50_ms"] / 1000, **res, "clients": args.clients, "rate": args.rate,
             "duration": args.duration, "service_rss_mib": rss, "service_peak_rss_mib": hwm,
             "service_start_seconds": start_s, "train_seconds": train["seconds"],
