@@ -139,6 +139,7 @@ def breakdown(graph_dir: Path, dim: int) -> dict:
     init = f"file://{res.parent / 'store'}"
     mp.spawn(_comm, args=(2, init, adj.shape[0], blocks[0].pad, dim, str(res)), nprocs=2)
     out.update(json.loads(res.read_text()))
+    shutil.rmtree(res.parent, ignore_errors=True)
     return out
 
 
