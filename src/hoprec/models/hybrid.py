@@ -19,6 +19,12 @@ and the score's rank among the customer's candidates become two more columns, an
 has bought yet (placed by their attributes) reach the ranker.  Each window's graph model sees only
 events before that window, so no feature leaks its own label.
 
+With ``relational_paths``, every customer -> X -> product meta-path through the schema's other
+tables (stores, campaigns and their coupons, redemptions: :mod:`hoprec.models.relational_paths`)
+adds a column and its top products as candidates; ``exclude_tables`` leaves tables out.  With
+``discovery_positions`` (e.g. ``[10, 11]``) those places of every list go to the best-scored
+products the customer has never bought, the rest keeping the pure ranking's order.
+
 Defaults: ``n_windows=4``, ``own=200`` ``graph=50`` ``popular=50`` ``new=20`` candidates per
 customer, ``neighbours=50``, ``n_estimators=300``, ``learning_rate=0.05``, ``num_leaves=63``,
 ``embedding=None``, ``embedding_candidates=50``, ``seed=0``.  Items outside a customer's
@@ -115,7 +121,9 @@ class Hybrid(Recommender):
             y = np.isin(u.astype(np.int64) * self.n_items + i, label_keys)
             keep = np.isin(u, np.unique(u[y]))  # groups without a positive teach nothing
             keep &= y | (rng.random(len(y)) < cfg.negative_fraction)
-            xs.append(self._features(hist, u[keep], i[keep], emb, mats))
+            # features on every candidate, then the sample: rank features (rank_h90, emb_rank)
+            # must see the same candidate set as at scoring time
+            xs.append(self._features(hist, u, i, emb, mats)[keep])
             ys.append(y[keep])
             gs.append(np.unique(u[keep], return_counts=True)[1])
         if not xs:
