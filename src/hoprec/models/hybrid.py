@@ -44,7 +44,13 @@ from hoprec.compat import require
 from hoprec.data.dataset import Dataset
 from hoprec.models import pair_features as pf
 from hoprec.models.base import ModelConfig, Recommender, label_horizon
-from hoprec.models.relational_paths import from_state, to_state
+from hoprec.models.relational_paths import (
+    PathSignals,
+    from_state,
+    path_candidates,
+    path_features,
+    to_state,
+)
 
 
 class HybridConfig(ModelConfig):
@@ -98,8 +104,6 @@ class Hybrid(Recommender):
         paths = None
         self.path_names: list[str] = []
         if cfg.relational_paths:
-            from hoprec.models.relational_paths import PathSignals
-
             paths = PathSignals.from_dataset(dataset, cfg.path_half_life_days, tuple(cfg.exclude_tables))
             self.path_names = paths.names
         inter = dataset.interactions
@@ -203,29 +207,23 @@ class Hybrid(Recommender):
         u, i = pf.candidates(hist, users, cfg.own, cfg.graph, cfg.popular, cfg.new)
         eu, ei = [u], [i]
         if mats and cfg.path_candidates:
-            from hoprec.models.relational_paths import path_candidates
-
             pu, pi = path_candidates(list(mats), users, cfg.path_candidates)
             eu.append(pu)
             ei.append(pi)
-        if emb is None or cfg.embedding_candidates == 0:
-            keys = np.unique(np.concatenate(eu).astype(np.int64) * self.n_items + np.concatenate(ei))
-            return keys // self.n_items, keys % self.n_items
-        n = min(cfg.embedding_candidates, self.n_items)
-        for s in range(0, len(users), 512):
-            block = users[s : s + 512]
-            scores = emb[0][block] @ emb[1].T
-            top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
-            eu.append(np.repeat(block, n))
-            ei.append(top.ravel())
+        if emb is not None and cfg.embedding_candidates > 0:
+            n = min(cfg.embedding_candidates, self.n_items)
+            for s in range(0, len(users), 512):
+                block = users[s : s + 512]
+                scores = emb[0][block] @ emb[1].T
+                top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+                eu.append(np.repeat(block, n))
+                ei.append(top.ravel())
         keys = np.unique(np.concatenate(eu).astype(np.int64) * self.n_items + np.concatenate(ei))
         return keys // self.n_items, keys % self.n_items
 
     def _features(self, hist, u: np.ndarray, i: np.ndarray, emb, mats=()) -> np.ndarray:
         x = pf.pair_features(hist, u, i, self.groups, self.config.category_rhythm)  # type: ignore[attr-defined]
         if mats:
-            from hoprec.models.relational_paths import path_features
-
             x = np.column_stack([x, path_features(list(mats), u, i)]).astype(np.float32)
         if emb is not None:
             score = np.einsum("ij,ij->i", emb[0][u], emb[1][i]).astype(np.float64)

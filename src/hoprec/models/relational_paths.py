@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from hoprec.data.dataset import Dataset
+from hoprec.models.pair_features import _top_per_row, _walk_score
 
 _NS_PER_DAY = 86_400 * 10**9
 
@@ -107,8 +108,6 @@ class PathSignals:
 def path_features(mats: list[tuple[sp.csr_matrix, sp.csr_matrix]], u: np.ndarray,
                   i: np.ndarray) -> np.ndarray:
     """``(len(u), len(mats))``: each path's weight for each pair."""
-    from hoprec.models.pair_features import _walk_score
-
     cols = [_walk_score(a, b, u, i) for a, b in mats]
     return np.column_stack(cols) if cols else np.zeros((len(u), 0))
 
@@ -116,8 +115,6 @@ def path_features(mats: list[tuple[sp.csr_matrix, sp.csr_matrix]], u: np.ndarray
 def path_candidates(mats: list[tuple[sp.csr_matrix, sp.csr_matrix]], users: np.ndarray,
                     n: int) -> tuple[np.ndarray, np.ndarray]:
     """(user, item) pairs: each user's top ``n`` products by each path's weight."""
-    from hoprec.models.pair_features import _top_per_row
-
     rows, cols = [], []
     for a, b in mats:
         for s in range(0, len(users), 512):
