@@ -33,7 +33,7 @@ candidates score below every candidate (by popularity).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -80,7 +80,7 @@ class HybridConfig(ModelConfig):
     # 0-based places of every list that go to the best-scored products the customer has never
     # bought, e.g. [10, 11]: trades a little MAP for new-to-customer recall ([] = pure ranking).
     # Fixed places, so a longer list starts with the shorter one.
-    discovery_positions: list[int] = Field(default_factory=list)
+    discovery_positions: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
     # customer -> X -> product meta-paths through the schema's other tables (stores, campaigns,
     # coupons: :mod:`hoprec.models.relational_paths`), one column each
     relational_paths: bool = False
