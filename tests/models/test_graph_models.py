@@ -130,6 +130,10 @@ def test_hybrid_feature_ablation(shop_dataset):
     r = create_model("hybrid", category_rhythm=True, n_windows=1, n_estimators=10,
                      horizon_days=7).fit(shop_dataset)
     assert {"cat_rep_h30", "cat_overdue"} <= set(r.feature_names())
+    q = create_model("hybrid", sequence_rhythm=True, n_windows=1, n_estimators=10,
+                     horizon_days=7).fit(shop_dataset)
+    assert {"baskets_since_last", "item_rebuy"} <= set(q.booster.feature_name())
+    assert q.recommend(np.arange(5), 5).items.shape == (5, 5)
     with pytest.raises(ValueError, match="neither a feature nor a group"):
         create_model("hybrid", drop_features=["nope"], n_windows=1).fit(shop_dataset)
 

@@ -19,6 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from hoprec.data.dataset import Interactions
+from hoprec.models import pair_rhythm
 
 HALF_LIVES = (7.0, 30.0, 90.0, 365.0)
 FEATURES: tuple[str, ...] = (
@@ -28,7 +29,7 @@ FEATURES: tuple[str, ...] = (
     "item_age", "user_baskets", "user_days_since_last", "user_repeat_share", "cooc", "after",
     "cat_share", "is_own", "share_h30", "share_h90", "rank_h90", "user_baskets30",
     "user_baskets90", "expected30", "cat_rep_h30", "cat_days_since_last", "cat_item_share",
-    "cat_overdue",
+    "cat_overdue", *pair_rhythm.FEATURES,
 )
 
 
@@ -42,6 +43,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "item_graph": ("cooc", "after"),
     "category": ("cat_share",),
     "category_timing": ("cat_rep_h30", "cat_days_since_last", "cat_item_share", "cat_overdue"),
+    "pair_sequence": ("baskets_since_last", "in_last3", "in_last10"),
+    "rhythm": ("pair_rebuy", "item_rebuy", "item_gap", "overdue_item", "user_rebuy"),
 }
 assert sorted(c for g in GROUPS.values() for c in g) == sorted(FEATURES)
 
@@ -105,11 +108,12 @@ class History:
     cooc: sp.csr_matrix  # item x item, top neighbours
     after: sp.csr_matrix  # item x item, directed
     recent_user_items: sp.csr_matrix  # decayed (h=30) user x item, to walk the item graphs
+    rhythm: pair_rhythm.Rhythm | None  # basket-sequence and repurchase-rhythm signals (opt-in)
 
 
 def build_history(
     inter: Interactions, t: np.datetime64, n_users: int, n_items: int, neighbours: int = 50,
-    after_days: float = 14.0,
+    after_days: float = 14.0, horizon_days: float = 30.0, rhythm: bool = True,
 ) -> History:
     ev = inter.select(inter.positive() & (inter.time < t))
     age = np.maximum((t - ev.time) / np.timedelta64(1, "D"), 0.0).astype(np.float64)
@@ -160,6 +164,7 @@ def build_history(
         user_baskets=user_baskets, user_last=user_last, user_repeat_share=user_repeat,
         cooc=cooc, after=after, recent_user_items=rep[1], user_baskets30=ub30,
         user_baskets90=ub90, rep_rowsum=[np.asarray(m.sum(axis=1)).ravel() for m in rep],
+        rhythm=pair_rhythm.rhythm(ev.user, ev.item, bkey, age, n_users, n_items, horizon_days) if rhythm else None,
     )
 
 
@@ -224,6 +229,8 @@ def pair_features(h: History, u: np.ndarray, i: np.ndarray, item_groups: np.ndar
         cols[1] / np.maximum(h.rep_rowsum[1][u], 1e-9), cols[2] / np.maximum(h.rep_rowsum[2][u], 1e-9),
         _rank_within_user(u, cols[2]), h.user_baskets30[u], h.user_baskets90[u],
         count / np.maximum(h.user_baskets[u], 1) * h.user_baskets30[u], *cat_cols,
+        *(pair_rhythm.rhythm_features(h.rhythm, u, i, last, _lookup) if h.rhythm is not None
+          else [np.full(len(u), np.nan)] * len(pair_rhythm.FEATURES)),
     ]
     return np.column_stack(feats).astype(np.float32)
 
