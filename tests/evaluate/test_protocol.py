@@ -53,3 +53,16 @@ def test_evaluate_reports_test_figures(task, fake_db, tmp_path):
     data = json.loads(jpath.read_text())
     assert data["cutoffs"]["test"] == str(task.cutoffs(fake_db)["test"])
     assert "| repeat |" in mpath.read_text() and "MAP@5" in to_markdown(res)
+
+
+def test_a_single_setting_is_not_fitted_on_validation(task, fake_db, monkeypatch):
+    """Nothing to choose, so no validation fit: the model is fitted once, on the test snapshot."""
+    cls = get_model_class("popular")
+    monkeypatch.setattr(cls, "param_grid", [{"window_days": 30}])
+    fits = []
+    real_fit = cls.fit
+    monkeypatch.setattr(cls, "fit", lambda self, ds: fits.append(ds.cutoff) or real_fit(self, ds))
+    res = evaluate(task, fake_db, ["popular"])
+    (r,) = res.results
+    assert fits == [task.cutoffs(fake_db)["test"]]
+    assert r.params == {"window_days": 30} and r.validation[0]["map"] is None

@@ -9,7 +9,8 @@ For a task and a database:
    at least one label in the window; entities with labels but no history are scored apart
    ("cold"), as are truth items unknown at the cutoff (they count as misses, never dropped);
 4. each model's small grid is tried on validation (MAP@K), the best setting is refitted on the
-   test snapshot, and only test figures are reported.
+   test snapshot, and only test figures are reported (a model with a single setting is fitted
+   once, on the test snapshot: there is nothing to choose).
 """
 
 from __future__ import annotations
@@ -230,8 +231,10 @@ def tune_and_test(
     """Pick ``name``'s setting by validation MAP@k, refit on the test snapshot, report test."""
     cls = get_model_class(name)
     grid = grid if grid is not None else cls.param_grid
-    tried = []
-    for params in grid:
+    tried: list[dict[str, Any]] = []
+    if len(grid) == 1:  # nothing to choose: no validation fit (it would double the cost)
+        tried.append({"params": grid[0], "map": None, "seconds": 0.0, "note": "only setting, not fitted"})
+    for params in grid if len(grid) > 1 else []:
         if progress:
             progress(f"{name} {params or ''} (validation)")
         t0 = time.perf_counter()
@@ -239,7 +242,7 @@ def tune_and_test(
         recs = model.recommend(val.users, k, exclude=exclusion(task, val.dataset)).items
         score = M.mean_metrics(M.ranking_metrics(recs, val.truth_indptr, val.truth_indices, k))["map"]
         tried.append({"params": params, "map": score, "seconds": time.perf_counter() - t0})
-    best = max(tried, key=lambda r: r["map"])["params"]
+    best = max(tried, key=lambda r: -np.inf if r["map"] is None else r["map"])["params"]
     if progress:
         progress(f"{name} {best or ''} (test)")
     t0 = time.perf_counter()
