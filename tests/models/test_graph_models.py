@@ -157,26 +157,3 @@ def test_hybrid_discovery_places_hold_products_new_to_the_customer(shop_dataset)
         assert len(set(r.items[row].tolist())) == 8
     np.testing.assert_array_equal(mixed.recommend(users, 12).items[:, :8], r.items)
     assert (pure.recommend(users, 3).items == r.items[:, :3]).all()
-
-
-def test_hybrid_explore_ranker_orders_the_discovery_places(shop_dataset, tmp_path):
-    """With ``explore_ranker`` a second ranker, trained on never-bought candidates, fills the
-    discovery places (still never-bought products); the other places are unchanged; save/load
-    keeps both rankers."""
-    params = {"n_windows": 2, "n_estimators": 20, "horizon_days": 7, "discovery_positions": [3, 4]}
-    users = np.arange(shop_dataset.n_users)
-    m = create_model("hybrid", explore_ranker=True, **params).fit(shop_dataset)
-    assert m.explore_booster is not None
-    with_explore = m.recommend(users, 8)
-    m.config = m.config.model_copy(update={"explore_ranker": False})
-    main_only = m.recommend(users, 8)
-    m.config = m.config.model_copy(update={"explore_ranker": True})
-    bought = shop_dataset.positive_matrix() > 0
-    rows = np.flatnonzero(with_explore.source == "model")
-    assert len(rows) > 10
-    assert all(not bought[users[r], with_explore.items[r, p]] for r in rows for p in (3, 4))
-    # the two rankers order never-bought products differently somewhere
-    assert (with_explore.items[rows][:, 3:5] != main_only.items[rows][:, 3:5]).any()
-    m.save(tmp_path / "h")
-    again = Recommender.load(tmp_path / "h")
-    np.testing.assert_array_equal(again.recommend(users, 8).items, with_explore.items)

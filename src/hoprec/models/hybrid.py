@@ -23,9 +23,7 @@ With ``relational_paths``, every customer -> X -> product meta-path through the 
 tables (stores, campaigns and their coupons, redemptions: :mod:`hoprec.models.relational_paths`)
 adds a column and its top products as candidates; ``exclude_tables`` leaves tables out.  With
 ``discovery_positions`` (e.g. ``[10, 11]``) those places of every list go to the best-scored
-products the customer has never bought, the rest keeping the pure ranking's order; with
-``explore_ranker`` a second ranker, trained on never-bought candidates and first purchases only,
-orders those places.
+products the customer has never bought, the rest keeping the pure ranking's order.
 
 Defaults: ``n_windows=4``, ``own=200`` ``graph=50`` ``popular=50`` ``new=20`` candidates per
 customer, ``neighbours=50``, ``n_estimators=300``, ``learning_rate=0.05``, ``num_leaves=63``,
@@ -86,9 +84,6 @@ class HybridConfig(ModelConfig):
     # bought, e.g. [10, 11]: trades a little MAP for new-to-customer recall ([] = pure ranking).
     # Fixed places, so a longer list starts with the shorter one.
     discovery_positions: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
-    # a second ranker, trained on never-bought candidates only (labels: first purchases), that
-    # fills the discovery places instead of the main ranker's order
-    explore_ranker: bool = False
     # customer -> X -> product meta-paths through the schema's other tables (stores, campaigns,
     # coupons: :mod:`hoprec.models.relational_paths`), one column each
     relational_paths: bool = False
@@ -117,7 +112,6 @@ class Hybrid(Recommender):
         inter = dataset.interactions
         pos = inter.select(inter.positive())
         xs, ys, gs = [], [], []
-        explore: list[tuple[np.ndarray, np.ndarray]] = []
         rng = np.random.default_rng(cfg.seed)
         for w in range(1, cfg.n_windows + 1):
             start = np.datetime64(dataset.cutoff - w * horizon)
@@ -137,15 +131,9 @@ class Hybrid(Recommender):
             keep &= y | (rng.random(len(y)) < cfg.negative_fraction)
             # features on every candidate, then the sample: rank features (rank_h90, emb_rank)
             # must see the same candidate set as at scoring time
-            x = self._features(hist, u, i, emb, mats)
-            xs.append(x[keep])
+            xs.append(self._features(hist, u, i, emb, mats)[keep])
             ys.append(y[keep])
             gs.append(np.unique(u[keep], return_counts=True)[1])
-            if cfg.explore_ranker:  # never-bought candidates only, labels = first purchases
-                fresh = pf._lookup(hist.count, u, i) == 0
-                k2 = fresh & np.isin(u, np.unique(u[y & fresh]))
-                k2 &= y | (rng.random(len(y)) < cfg.negative_fraction)
-                explore.append((x[k2], y[k2]))
         if not xs:
             raise ValueError("hybrid: no training window has both history and labels")
         params = {
@@ -158,13 +146,6 @@ class Hybrid(Recommender):
         train = lgb.Dataset(np.vstack(xs), np.concatenate(ys).astype(np.int32),
                             group=np.concatenate(gs), feature_name=self.feature_names())
         self.booster = lgb.train(params, train, num_boost_round=cfg.n_estimators)
-        self.explore_booster = None
-        if explore and sum(int(e[1].sum()) for e in explore) > 0:
-            ex = lgb.Dataset(np.vstack([e[0] for e in explore]),
-                             np.concatenate([e[1] for e in explore]).astype(np.int32),
-                             feature_name=self.feature_names())
-            self.explore_booster = lgb.train({**params, "objective": "binary"}, ex,
-                                             num_boost_round=cfg.n_estimators)
         self._inter = inter
         self.horizon_days = horizon / pd.Timedelta(days=1)
         self.emb = self._embed_at(dataset, None)
@@ -184,11 +165,7 @@ class Hybrid(Recommender):
             ex = sp.csr_matrix(exclude)[: self.n_users]
             ex.resize((self.n_users, self.n_items))
             known = known + (ex != 0).astype(np.float32)
-        self._exploring = self.explore_booster is not None and self.config.explore_ranker  # type: ignore[attr-defined]
-        try:
-            new = super().recommend(np.asarray(users, dtype=np.int64)[rows], k, known.tocsr(), items, batch_size)
-        finally:
-            self._exploring = False
+        new = super().recommend(np.asarray(users, dtype=np.int64)[rows], k, known.tocsr(), items, batch_size)
         return _merge(recs, rows, new, set(places))
 
     def _all_features(self) -> list[str]:
@@ -271,8 +248,7 @@ class Hybrid(Recommender):
         cfg: HybridConfig = self.config  # type: ignore[assignment]
         u, i = self._candidates(self.hist, users, self.emb, self.path_mats)
         x = self._features(self.hist, u, i, self.emb, self.path_mats)
-        booster = self.explore_booster if getattr(self, "_exploring", False) else self.booster
-        s = booster.predict(x, num_threads=cfg.num_threads or 0)
+        s = self.booster.predict(x, num_threads=cfg.num_threads or 0)
         out = np.empty((len(users), self.n_items), dtype=np.float32)
         out[:] = (self.popularity / max(float(self.popularity.max()), 1e-9) - 2.0)[None, :]
         low = float(s.min()) if len(s) else 0.0
@@ -300,8 +276,6 @@ class Hybrid(Recommender):
             "i_basket": inter.basket, "i_kinds": np.array(inter.kinds, dtype=np.str_),
             **({"user_emb": self.emb[0], "item_emb": self.emb[1]} if self.emb is not None else {}),
             **to_state(self.path_mats, self.path_names),
-            **({"explore_booster": np.frombuffer(self.explore_booster.model_to_string().encode(), dtype=np.uint8)}
-               if self.explore_booster is not None else {}),
         }
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -309,8 +283,6 @@ class Hybrid(Recommender):
 
         lgb = require("lightgbm", "hybrid")
         self.booster = lgb.Booster(model_str=state["booster"].tobytes().decode())
-        self.explore_booster = (lgb.Booster(model_str=state["explore_booster"].tobytes().decode())
-                                if "explore_booster" in state else None)
         self.path_names, self.path_mats = from_state(state)
         if self.booster.feature_name() != self.feature_names():
             raise ValueError(
