@@ -61,8 +61,16 @@ def test_a_single_setting_is_not_fitted_on_validation(task, fake_db, monkeypatch
     monkeypatch.setattr(cls, "param_grid", [{"window_days": 30}])
     fits = []
     real_fit = cls.fit
-    monkeypatch.setattr(cls, "fit", lambda self, ds: fits.append(ds.cutoff) or real_fit(self, ds))
+    monkeypatch.setattr(cls, "fit", lambda self, ds, **kw: fits.append(ds.cutoff) or real_fit(self, ds, **kw))
     res = evaluate(task, fake_db, ["popular"])
     (r,) = res.results
     assert fits == [task.cutoffs(fake_db)["test"]]
     assert r.params == {"window_days": 30} and r.validation[0]["map"] is None
+
+
+def test_long_fits_report_progress_through_evaluate(task, fake_db):
+    """The hybrid's training windows reach ``evaluate``'s progress callback, named by model."""
+    lines: list[str] = []
+    evaluate(task, fake_db, ["hybrid"], progress=lines.append)
+    assert any(line.startswith("hybrid (test): training window 1/") for line in lines)
+    assert any("boosting" in line for line in lines)

@@ -238,7 +238,7 @@ def tune_and_test(
         if progress:
             progress(f"{name} {params or ''} (validation)")
         t0 = time.perf_counter()
-        model = cls(**params).fit(val.dataset)
+        model = cls(**params).fit(val.dataset, progress=_prefixed(progress, f"{name} (validation)"))
         recs = model.recommend(val.users, k, exclude=exclusion(task, val.dataset)).items
         score = M.mean_metrics(M.ranking_metrics(recs, val.truth_indptr, val.truth_indices, k))["map"]
         tried.append({"params": params, "map": score, "seconds": time.perf_counter() - t0})
@@ -246,12 +246,16 @@ def tune_and_test(
     if progress:
         progress(f"{name} {best or ''} (test)")
     t0 = time.perf_counter()
-    model = cls(**best).fit(test.dataset)
+    model = cls(**best).fit(test.dataset, progress=_prefixed(progress, f"{name} (test)"))
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     overall, slices, arrays = score_split(task, model, test, k)
     return ModelResult(name, best, overall, slices, tried, fit_s, time.perf_counter() - t0,
                        training_log=model.training_log(), arrays=arrays)
+
+
+def _prefixed(progress: Callable[[str], None] | None, prefix: str) -> Callable[[str], None] | None:
+    return None if progress is None else (lambda msg: progress(f"{prefix}: {msg}"))
 
 
 @dataclass

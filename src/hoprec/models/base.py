@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -115,7 +116,10 @@ class Recommender(ABC):
         return f"{type(self).__name__}({args})"
 
     # --------------------------------------------------------------- fit
-    def fit(self, dataset: Dataset) -> Recommender:
+    def fit(self, dataset: Dataset, progress: Callable[[str], None] | None = None) -> Recommender:
+        """Learn from ``dataset`` (events before its cutoff); ``progress`` receives a line now and
+        then from models that train for long (training steps, windows)."""
+        self._progress = progress
         if dataset.n_items == 0:
             raise ValueError("cannot fit on a dataset with no items")
         self.n_users, self.n_items = dataset.n_users, dataset.n_items
@@ -126,9 +130,17 @@ class Recommender(ABC):
         pop = np.bincount(inter.item[recent], minlength=self.n_items).astype(np.float64)
         pop += np.bincount(inter.item[pos], minlength=self.n_items) * 1e-6  # older as tie-break
         self.popularity = pop.astype(np.float32)
-        self._fit(dataset)
+        try:
+            self._fit(dataset)
+        finally:
+            self._progress = None
         self.fitted = True
         return self
+
+    def _report(self, message: str) -> None:
+        """Pass a progress line to whoever called :meth:`fit` (nothing when nobody listens)."""
+        if getattr(self, "_progress", None) is not None:
+            self._progress(message)
 
     @abstractmethod
     def _fit(self, dataset: Dataset) -> None: ...

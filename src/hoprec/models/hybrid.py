@@ -114,6 +114,7 @@ class Hybrid(Recommender):
         xs, ys, gs = [], [], []
         rng = np.random.default_rng(cfg.seed)
         for w in range(1, cfg.n_windows + 1):
+            self._report(f"training window {w}/{cfg.n_windows}")
             start = np.datetime64(dataset.cutoff - w * horizon)
             end = start + np.timedelta64(horizon)
             hist = pf.build_history(inter, start, self.n_users, self.n_items, cfg.neighbours,
@@ -145,6 +146,7 @@ class Hybrid(Recommender):
         }
         train = lgb.Dataset(np.vstack(xs), np.concatenate(ys).astype(np.int32),
                             group=np.concatenate(gs), feature_name=self.feature_names())
+        self._report(f"boosting {cfg.n_estimators} trees on {sum(len(y) for y in ys):,} pairs")
         self.booster = lgb.train(params, train, num_boost_round=cfg.n_estimators)
         self._inter = inter
         self.horizon_days = horizon / pd.Timedelta(days=1)

@@ -207,7 +207,7 @@ class LightGCN(Recommender):
 
         loop = LoopConfig(steps=cfg.steps, eval_every=cfg.eval_every, patience=cfg.patience,
                           checkpoint_dir=cfg.checkpoint_dir, fingerprint=self._fingerprint(dataset))
-        state = train(self.net, opt, step, evaluate, loop, generator=gen)
+        state = train(self.net, opt, step, evaluate, loop, generator=gen, progress=self._report)
         self.training_log_ = state.log
         wu, wi = warm_nodes(dataset, dataset.cutoff)
         hg = _Graph(g_full, types, wu, wi)

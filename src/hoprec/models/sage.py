@@ -139,7 +139,7 @@ class GraphSAGE(Recommender):
         loop = LoopConfig(steps=cfg.steps, eval_every=cfg.eval_every, patience=cfg.patience,
                           checkpoint_dir=cfg.checkpoint_dir, fingerprint=self._fingerprint(dataset))
         state = train(self.net, opt, step, lambda: self._held_out_map(train_in, val_u, val_truth, cfg.k),
-                      loop, generator=gen)
+                      loop, generator=gen, progress=self._report)
         self.training_log_ = state.log
         full_in = graph_tensors(g_full, self.net, index_from=g_full, warm=warm_at(dataset.cutoff))
         self._embed(full_in)
