@@ -3,7 +3,8 @@
 Run:  python benchmarks/plot_frontier.py [-o benchmarks/results/frontier.png]
 Reads the validation sweeps ``sweep_discovery_fixed.jsonl`` (the hybrid with 0, 1, 2 and 4
 discovery places) and
-``sweep_frontier_refs_<dataset>.jsonl`` (repeat, ALS, LightGCN), one panel per dataset; the
+``sweep_frontier_refs_<dataset>.jsonl`` (repeat, ALS, LightGCN), one panel per dataset, with the
+issue's two targets as dotted lines (1.10 × repeat's MAP, 1.3 × ALS's new-to-customer recall); the
 latest row of each setting wins. Validation figures only: this chooses a default, it is not a
 headline result.
 """
@@ -48,7 +49,17 @@ def main() -> None:
             ax.plot([p[1] for p in pts], [p[2] for p in pts], "o-", label="hybrid (default = 0 places)")
             for n, x, y in pts:
                 ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        for r in _rows(RESULTS / f"sweep_frontier_refs_{ds}.jsonl", ds).values():
+        refs = {r["model"]: r for r in _rows(RESULTS / f"sweep_frontier_refs_{ds}.jsonl", ds).values()}
+        if "repeat" in refs:
+            ax.axhline(1.10 * refs["repeat"]["val_map"], color="grey", ls=":", lw=1)
+            ax.annotate("1.10 × repeat (MAP target)", (0, 1.10 * refs["repeat"]["val_map"]), xycoords=("axes fraction", "data"),
+                        textcoords="offset points", xytext=(4, 3), fontsize=7, color="grey")
+        if "als" in refs:
+            ax.axvline(1.3 * refs["als"]["val_new_recall"], color="grey", ls=":", lw=1)
+            ax.annotate("1.3 × ALS (discovery target)", (1.3 * refs["als"]["val_new_recall"], 0.5),
+                        xycoords=("data", "axes fraction"), rotation=90, fontsize=7, color="grey",
+                        textcoords="offset points", xytext=(3, 0))
+        for r in refs.values():
             ax.plot(r["val_new_recall"], r["val_map"], "k^")
             ax.annotate(r["model"], (r["val_new_recall"], r["val_map"]), textcoords="offset points",
                         xytext=(4, -10), fontsize=8)
