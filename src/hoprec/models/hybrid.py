@@ -25,6 +25,10 @@ adds a column and its top products as candidates; ``exclude_tables`` leaves tabl
 ``discovery_positions`` (e.g. ``[10, 11]``) those places of every list go to the best-scored
 products the customer has never bought, the rest keeping the pure ranking's order.
 
+``sequence_rhythm`` adds basket-sequence and repurchase-rhythm columns
+(:mod:`hoprec.models.pair_rhythm`); like ``category_rhythm`` it is opt-in, being within noise on
+validation.
+
 Defaults: ``n_windows=4``, ``own=200`` ``graph=50`` ``popular=50`` ``new=20`` candidates per
 customer, ``neighbours=50``, ``n_estimators=300``, ``learning_rate=0.05``, ``num_leaves=63``,
 ``embedding=None``, ``embedding_candidates=50``, ``seed=0``.  Items outside a customer's
