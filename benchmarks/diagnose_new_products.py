@@ -41,7 +41,6 @@ def main() -> None:
     pos = ds.positive_matrix().tocsr()
     sold = np.asarray((pos > 0).sum(axis=0)).ravel() > 0
     unsold = np.flatnonzero(~sold)
-    rows = np.repeat(split.users, np.diff(split.truth_indptr))
     cols = split.truth_indices
     known = cols < ds.n_items
     is_new = np.zeros(len(cols), dtype=bool)
