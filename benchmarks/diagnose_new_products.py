@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from hoprec.data.database import load_database
 from hoprec.data.schema import load_schema
 from hoprec.evaluate import metrics as M
-from hoprec.evaluate.protocol import make_split
+from hoprec.evaluate.protocol import _subset_truth, make_split
 from hoprec.task.task import Task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,10 +74,9 @@ def main() -> None:
     score += rng.random(score.shape, dtype=np.float32) * 1e-6  # random order among equal scores
     top = unsold[np.argsort(-score, axis=1)[:, :12]]
     rand = unsold[np.argsort(rng.random(score.shape), axis=1)[:, :12]]
-    indptr = np.r_[0, np.cumsum(np.bincount(np.repeat(np.arange(len(split.users)), np.diff(split.truth_indptr))[is_new],
-                                            minlength=len(split.users)))]
+    indptr, new_cols = _subset_truth(split.truth_indptr, cols, is_new)
     for name, recs in (("content scorer", top), ("random never-sold", rand)):
-        met = M.ranking_metrics(recs, indptr, cols[is_new], 12)
+        met = M.ranking_metrics(recs, indptr, new_cols, 12)
         print(f"  {name}, twelve places: Recall@12 on new-product pairs {np.nanmean(met['recall']):.4f}, "
               f"hits per place {np.isin(recs, launched).mean():.4f} (launched at all) ")
 

@@ -25,6 +25,7 @@ from hoprec.data.schema import load_schema
 from hoprec.evaluate import metrics as M
 from hoprec.evaluate.protocol import make_split
 from hoprec.models.hybrid import _positions
+from hoprec.models.pair_features import _rank_within_user
 from hoprec.models.registry import create_model
 from hoprec.task.task import Task
 
@@ -68,13 +69,10 @@ def main() -> None:
     row = _positions(split.users, u)
 
     def val_map(scores: np.ndarray) -> float:
-        order = np.lexsort((-scores, row))
-        r, it = row[order], i[order]
-        first = np.r_[0, np.flatnonzero(r[1:] != r[:-1]) + 1]
-        rank = np.arange(len(r)) - np.repeat(first, np.diff(np.r_[first, len(r)]))
+        rank = _rank_within_user(u, scores)  # 1 = the customer's best-scored candidate
+        top = rank <= 12
         recs = np.full((len(split.users), 12), -1, dtype=np.int64)
-        top = rank < 12
-        recs[r[top], rank[top]] = it[top]
+        recs[row[top], rank[top].astype(np.int64) - 1] = i[top]
         return float(np.nanmean(M.ranking_metrics(recs, split.truth_indptr, split.truth_indices, 12)["map"]))
 
     group = np.asarray(kept["group"], dtype=np.int64)

@@ -18,7 +18,8 @@ def test_signals_match_the_hand_worked_history():
     rh = rhythm(USER, ITEM, BASKET, AGE, n_users=2, n_items=3, horizon_days=30.0)
     u, i = np.array([0, 0, 1, 1]), np.array([1, 2, 1, 2])
     last = np.array([5.0, 10.0, 40.0, np.nan])
-    cols = dict(zip(FEATURES, rhythm_features(rh, u, i, last, _lookup)))
+    baskets = np.array([4.0, 2.0])  # customer 0 has four baskets, customer 1 two
+    cols = dict(zip(FEATURES, rhythm_features(rh, u, i, last, baskets, _lookup)))
     # baskets since last: item 1 is in customer 0's latest basket, item 2 one basket earlier
     np.testing.assert_array_equal(cols["baskets_since_last"][:3], [0, 1, 0])
     assert np.isnan(cols["baskets_since_last"][3])  # never bought

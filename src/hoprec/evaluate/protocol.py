@@ -234,7 +234,8 @@ def tune_and_test(
     tried: list[dict[str, Any]] = []
     if len(grid) == 1:  # nothing to choose: no validation fit (it would double the cost)
         tried.append({"params": grid[0], "map": None, "seconds": 0.0, "note": "only setting, not fitted"})
-    for params in grid if len(grid) > 1 else []:
+        grid = []
+    for params in grid:
         if progress:
             progress(f"{name} {params or ''} (validation)")
         t0 = time.perf_counter()
@@ -242,7 +243,7 @@ def tune_and_test(
         recs = model.recommend(val.users, k, exclude=exclusion(task, val.dataset)).items
         score = M.mean_metrics(M.ranking_metrics(recs, val.truth_indptr, val.truth_indices, k))["map"]
         tried.append({"params": params, "map": score, "seconds": time.perf_counter() - t0})
-    best = max(tried, key=lambda r: -np.inf if r["map"] is None else r["map"])["params"]
+    best = tried[0]["params"] if len(tried) == 1 else max(tried, key=lambda r: r["map"])["params"]
     if progress:
         progress(f"{name} {best or ''} (test)")
     t0 = time.perf_counter()

@@ -107,6 +107,7 @@ class Hybrid(Recommender):
         lgb = require("lightgbm", "hybrid")
         cfg: HybridConfig = self.config  # type: ignore[assignment]
         horizon = label_horizon(dataset, cfg.horizon_days)
+        self.horizon_days = horizon / pd.Timedelta(days=1)
         self.groups = _groups(dataset, cfg.category_column)
         paths = None
         self.path_names: list[str] = []
@@ -122,7 +123,7 @@ class Hybrid(Recommender):
             start = np.datetime64(dataset.cutoff - w * horizon)
             end = start + np.timedelta64(horizon)
             hist = pf.build_history(inter, start, self.n_users, self.n_items, cfg.neighbours,
-                                    horizon_days=horizon / pd.Timedelta(days=1), rhythm=cfg.sequence_rhythm)
+                                    horizon_days=self.horizon_days, rhythm=cfg.sequence_rhythm)
             inside = (pos.time >= start) & (pos.time < end)
             label_keys = np.unique(pos.user[inside].astype(np.int64) * self.n_items + pos.item[inside])
             users = np.intersect1d(np.flatnonzero(hist.user_baskets > 0), np.unique(pos.user[inside]))
@@ -153,7 +154,6 @@ class Hybrid(Recommender):
         self._report(f"boosting {cfg.n_estimators} trees on {sum(len(y) for y in ys):,} pairs")
         self.booster = lgb.train(params, train, num_boost_round=cfg.n_estimators)
         self._inter = inter
-        self.horizon_days = horizon / pd.Timedelta(days=1)
         self.emb = self._embed_at(dataset, None)
         self.path_mats = paths.at(np.datetime64(dataset.cutoff)) if paths is not None else []
         self._prepare(dataset.cutoff)

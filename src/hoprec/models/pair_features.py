@@ -113,7 +113,7 @@ class History:
 
 def build_history(
     inter: Interactions, t: np.datetime64, n_users: int, n_items: int, neighbours: int = 50,
-    after_days: float = 14.0, horizon_days: float = 30.0, rhythm: bool = True,
+    after_days: float = 14.0, horizon_days: float = 30.0, rhythm: bool = False,
 ) -> History:
     ev = inter.select(inter.positive() & (inter.time < t))
     age = np.maximum((t - ev.time) / np.timedelta64(1, "D"), 0.0).astype(np.float64)
@@ -229,7 +229,7 @@ def pair_features(h: History, u: np.ndarray, i: np.ndarray, item_groups: np.ndar
         cols[1] / np.maximum(h.rep_rowsum[1][u], 1e-9), cols[2] / np.maximum(h.rep_rowsum[2][u], 1e-9),
         _rank_within_user(u, cols[2]), h.user_baskets30[u], h.user_baskets90[u],
         count / np.maximum(h.user_baskets[u], 1) * h.user_baskets30[u], *cat_cols,
-        *(pair_rhythm.rhythm_features(h.rhythm, u, i, last, _lookup) if h.rhythm is not None
+        *(pair_rhythm.rhythm_features(h.rhythm, u, i, last, h.user_baskets, _lookup) if h.rhythm is not None
           else [np.full(len(u), np.nan)] * len(pair_rhythm.FEATURES)),
     ]
     return np.column_stack(feats).astype(np.float32)

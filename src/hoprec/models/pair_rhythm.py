@@ -40,7 +40,6 @@ class Rhythm:
     item_rebuy: np.ndarray
     item_gap: np.ndarray  # NaN where nobody bought the item twice
     user_rebuy: np.ndarray
-    user_baskets: np.ndarray
 
 
 def rhythm(user: np.ndarray, item: np.ndarray, basket: np.ndarray, age: np.ndarray,
@@ -56,7 +55,6 @@ def rhythm(user: np.ndarray, item: np.ndarray, basket: np.ndarray, age: np.ndarr
     sizes = np.diff(np.r_[starts, len(baskets)])
     baskets["rank"] = np.arange(len(baskets)) - np.repeat(starts, sizes)  # 0 = latest basket
     df = df.merge(baskets[["u", "b", "rank"]], on=["u", "b"], how="left")
-    user_baskets = np.bincount(baskets.u.to_numpy(), minlength=n_users).astype(np.float64)
     u, i, r = df.u.to_numpy(), df.i.to_numpy(), df["rank"].to_numpy()
 
     def pair(vals: np.ndarray, mask: np.ndarray | None = None) -> sp.csr_matrix:
@@ -96,16 +94,17 @@ def rhythm(user: np.ndarray, item: np.ndarray, basket: np.ndarray, age: np.ndarr
     pe.eliminate_zeros()
     ratio = pe.copy()
     ratio.data = np.asarray(pr[pe.nonzero()]).ravel() / pe.data + 1.0
-    return Rhythm(since_m, last3, last10, ratio.tocsr(), item_rebuy, item_gap, user_rebuy, user_baskets)
+    return Rhythm(since_m, last3, last10, ratio.tocsr(), item_rebuy, item_gap, user_rebuy)
 
 
 def rhythm_features(rh: Rhythm, u: np.ndarray, i: np.ndarray, days_since_last: np.ndarray,
-                    lookup) -> list[np.ndarray]:
+                    user_baskets: np.ndarray, lookup) -> list[np.ndarray]:
     """Columns in :data:`FEATURES` order for pairs ``(u, i)``; ``lookup(m, u, i)`` reads a sparse
-    matrix per pair, ``days_since_last`` is the pair's (NaN where never bought)."""
+    matrix per pair, ``days_since_last`` is the pair's (NaN where never bought), ``user_baskets``
+    each customer's number of baskets."""
     since = lookup(rh.since, u, i) - 1.0
     since[since < 0] = np.nan
-    nb = np.maximum(rh.user_baskets[u], 1.0)
+    nb = np.maximum(user_baskets[u], 1.0)
     rebuy = lookup(rh.pair_rebuy, u, i) - 1.0
     rebuy[rebuy < 0] = np.nan
     gap = rh.item_gap[i]
