@@ -145,3 +145,29 @@ def test_precomputed_top_lists_give_the_same_answers(model_dirs):
                      Options(k=30)):  # the last two need more than the 10 kept: scored live
             assert pre.recommend(user, opts).items == live.recommend(user, opts).items
     assert pre.counters["precomputed_miss"] >= 1
+
+
+def test_discovery_places_hold_products_the_customer_never_bought(model_dirs):
+    """Per-request ``discovery_positions``: those places hold the best-ranked never-bought products
+    (live events included), the other places keep the plain ranking's order."""
+    svc = RecommendationService.from_model_dir(model_dirs["repeat"])
+    for u in np.flatnonzero(svc.model.has_history).tolist():  # a customer whose plain list is all own items
+        items, _, weights, _ = svc.history(u)
+        owned = set(items[weights > 0].tolist())
+        ext = svc.users.to_external(np.array([u]))[0]
+        plain = svc.recommend(ext, Options(k=6, exclude_purchased=False))
+        if set(plain.internal.tolist()) <= owned:
+            break
+    else:
+        pytest.fail("no customer of the fake shop has six own products in the repeat model's list")
+    mixed = svc.recommend(ext, Options(k=6, exclude_purchased=False, discovery_positions=(4, 5)))
+    assert not {int(x) for x in mixed.internal[4:]} & owned
+    rest = [x for x in plain.internal.tolist() if x not in mixed.internal[4:].tolist()]
+    assert mixed.internal[:4].tolist() == rest[:4]
+    # a live purchase of the product in place 4 makes it the customer's own: it leaves the place
+    bought = int(mixed.internal[4])
+    item = str(svc.items.to_external(np.array([bought]))[0])
+    assert svc.apply_events([Event(str(ext), item, "purchase", pd.Timestamp.now().value, seq=1)]) == [True]
+    again = svc.recommend(ext, Options(k=6, exclude_purchased=False, discovery_positions=(4, 5)))
+    assert bought not in again.internal[4:].tolist()
+    assert again.internal[5] != bought and len(set(again.internal.tolist())) == 6

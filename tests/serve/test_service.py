@@ -118,6 +118,16 @@ def test_events_are_reflected_for_known_and_new_users(client):
     assert not new["user_known"] and new["items"][0]["item_id"] == 117 and new["folded_events"] == 1
 
 
+def test_discovery_places_through_http(client):
+    plain = [it["item_id"] for it in post(client, "/recommend", {"user_id": "C002", "k": 6}).json()["items"]]
+    body = post(client, "/recommend", {"user_id": "C002", "k": 6, "discovery_positions": [4, 5]}).json()
+    mixed = [it["item_id"] for it in body["items"]]
+    assert body["source"] == "model" and len(set(mixed)) == 6
+    assert mixed[:4] == [x for x in plain if x not in mixed[4:]][:4]
+    off = post(client, "/recommend", {"user_id": "C002", "k": 6, "discovery_positions": []}).json()
+    assert [it["item_id"] for it in off["items"]] == plain
+
+
 def test_bad_input(client):
     def err(body, status=422, path="/recommend"):
         r = post(client, path, body)
@@ -128,6 +138,7 @@ def test_bad_input(client):
     assert "k" in err({"user_id": "C001", "k": 0})["error"]
     assert "k" in err({"user_id": "C001", "k": 1001})["error"]
     assert "filters.price_min" in err({"user_id": "C001", "filters": {"price_min": -1}})["error"]
+    assert "discovery_positions" in err({"user_id": "C001", "k": 4, "discovery_positions": [4]})["error"]
     assert "cat9" in err({"user_id": "C001", "filters": {"categories": ["cat9"]}})["error"]
     assert "events.0.kind" in err({"events": [{"user_id": "a", "item_id": 1, "kind": "hug"}]}, path="/events")["error"]
     r = client.post("/recommend", content=b'{"user_id": "C001", "k": ', headers={"content-type": "application/json"})

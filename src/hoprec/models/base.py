@@ -211,10 +211,17 @@ class Recommender(ABC):
                 scores[np.flatnonzero(known)[rows], cols] = -np.inf
             if allowed is not None:
                 scores[:, ~allowed] = -np.inf
-            ids, sc = top_k(scores, k)
+            ids, sc = self._select(batch, scores, k, bcan)
             out_items[start : start + len(batch)] = ids
             out_scores[start : start + len(batch)] = sc
         return Recommendations(out_items, out_scores, source)
+
+    def _select(self, users: np.ndarray, scores: np.ndarray, k: int,
+                model_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The top ``k`` (ids, scores) of each row of ``scores`` (users x items, excluded items
+        already -inf); ``model_rows`` marks the rows the model scored (the others hold the
+        popularity fallback).  A model that arranges its lists otherwise overrides this."""
+        return top_k(scores, k)
 
     def similar_items(self, items: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` other items for each internal item id, by the model's item-to-item scores."""

@@ -41,13 +41,13 @@ from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from pydantic import Field
 
 from hoprec.compat import require
 from hoprec.data.dataset import Dataset
 from hoprec.models import pair_features as pf
-from hoprec.models.base import ModelConfig, Recommender, label_horizon
+from hoprec.models.base import ModelConfig, Recommender, label_horizon, top_k
+from hoprec.models.discovery import interleave, places_within
 from hoprec.models.relational_paths import (
     PathSignals,
     from_state,
@@ -158,21 +158,21 @@ class Hybrid(Recommender):
         self.path_mats = paths.at(np.datetime64(dataset.cutoff)) if paths is not None else []
         self._prepare(dataset.cutoff)
 
-    def recommend(self, users, k, exclude=None, items=None, batch_size: int = 256):
-        """As :meth:`Recommender.recommend`; with ``discovery_positions`` those places of each
-        personalised list hold the best-scored products the customer has not bought before."""
-        places = sorted({p for p in self.config.discovery_positions if p < k})  # type: ignore[attr-defined]
-        recs = super().recommend(users, k, exclude, items, batch_size)
-        rows = np.flatnonzero(recs.source == "model")
+    def _select(self, users, scores, k, model_rows):
+        """With ``discovery_positions``: those places of each personalised list hold the
+        best-scored products the customer has not bought before (:mod:`hoprec.models.discovery`)."""
+        ids, sc = top_k(scores, k)
+        places = places_within(self.config.discovery_positions, k)  # type: ignore[attr-defined]
+        rows = np.flatnonzero(model_rows)
         if not places or len(rows) == 0:
-            return recs
-        known = (self.hist.count > 0).astype(np.float32)
-        if exclude is not None:
-            ex = sp.csr_matrix(exclude)[: self.n_users]
-            ex.resize((self.n_users, self.n_items))
-            known = known + (ex != 0).astype(np.float32)
-        new = super().recommend(np.asarray(users, dtype=np.int64)[rows], k, known.tocsr(), items, batch_size)
-        return _merge(recs, rows, new, set(places))
+            return ids, sc
+        fresh = scores[rows].copy()
+        owned = self.hist.count[users[rows]].tocoo()
+        fresh[owned.row, owned.col] = -np.inf
+        new_ids, new_sc = top_k(fresh, k)
+        for r, ni, ns in zip(rows, new_ids, new_sc):
+            ids[r], sc[r] = interleave(ids[r], sc[r], ni, ns, places, k)
+        return ids, sc
 
     def _all_features(self) -> list[str]:
         extra = ["emb_score", "emb_rank"] if self.config.embedding else []  # type: ignore[attr-defined]
@@ -303,22 +303,6 @@ class Hybrid(Recommender):
         self.emb = (state["user_emb"], state["item_emb"]) if "user_emb" in state else None
         self.horizon_days = float(state["horizon_days"])
         self._prepare(pd.Timestamp(int(state["cutoff"])))
-
-
-def _merge(recs, rows: np.ndarray, new, places: set[int]):
-    """For ``rows`` of ``recs``: fill ``places`` from ``new``'s lists and the other places from
-    ``recs``' own, each in its order, skipping items already placed."""
-    items, scores = recs.items.copy(), recs.scores.copy()
-    k = items.shape[1]
-    for r, alt_items, alt_scores in zip(rows, new.items, new.scores):
-        queues = {False: iter(zip(recs.items[r], recs.scores[r])), True: iter(zip(alt_items, alt_scores))}
-        used: set[int] = set()
-        for p in range(k):
-            item, score = next(((i, s) for i, s in queues[p in places] if i < 0 or i not in used),
-                               (-1, -np.inf))
-            used.add(int(item))
-            items[r, p], scores[r, p] = item, score
-    return type(recs)(items, scores, recs.source)
 
 
 def _positions(users: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -77,7 +77,11 @@ def _options(svc: RecommendationService, body: S._Options) -> tuple[Options, lis
     lam = div.lambda_ if isinstance(div, S.DiversityIn) else None
     cap = div.max_per_category if isinstance(div, S.DiversityIn) else None
     on = bool(div) if isinstance(div, bool) else True
-    return Options(body.k, filters, body.exclude_purchased, on, lam, cap, body.explain), notes
+    places = body.discovery_positions
+    if places is not None and any(p < 0 or p >= body.k for p in places):
+        raise ValueError(f"discovery_positions: every place must be in [0, k={body.k}), got {places}")
+    places = tuple(places) if places is not None else None
+    return Options(body.k, filters, body.exclude_purchased, on, lam, cap, body.explain, places), notes
 
 
 def _out(ans: Answer, svc: RecommendationService, user_id: Any = None, notes: list | None = None) -> dict:

@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from hoprec.data.idmap import IdMap
 from hoprec.data.schema import DEFAULT_KIND_WEIGHTS
 from hoprec.models.base import Recommender, top_k
+from hoprec.models.discovery import interleave, places_within
 from hoprec.serve.data import ServingData
 from hoprec.serve.events import Event
 from hoprec.serve.index import VectorIndex, build_index
@@ -56,6 +57,9 @@ class Options:
     mmr_lambda: float | None = None
     max_per_category: int | None = None
     explain: bool = False
+    #: 0-based places for the best-scored products the customer never bought (personalised
+    #: answers only); None: the model's own ``discovery_positions`` setting, if it has one
+    discovery_positions: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -381,6 +385,29 @@ class RecommendationService:
             pos = np.arange(min(opts.k, len(top_ids)))
         return top_ids[pos], top_sc[pos]
 
+    def _rank_with_discovery(self, ids, scores, mask, opts: Options, u: int | None, source: str):
+        """:meth:`_rank`, then the discovery places (:mod:`hoprec.models.discovery`) of a
+        personalised answer filled with the best-ranked products ``u`` never bought (live
+        events included)."""
+        rank_u = u if source == "model" else None  # exact re-scoring needs the model's own scores
+        top, sc = self._rank(ids, scores, mask, opts, rank_u)
+        wanted = opts.discovery_positions
+        if wanted is None:
+            wanted = getattr(self.model.config, "discovery_positions", ())
+        places = places_within(wanted, opts.k)
+        if not places or u is None or source not in ("model", "model+events"):
+            return top, sc
+        items, _, weights, _ = self.history(u)
+        owned = np.unique(items[weights > 0])
+        if len(owned) == 0:
+            return top, sc
+        fresh = np.ones(len(self.popularity), bool) if mask is None else mask.copy()
+        fresh[owned] = False
+        new_top, new_sc = self._rank(ids, scores, fresh, opts, rank_u)
+        out, out_sc = interleave(top, sc, new_top, new_sc, places, opts.k)
+        ok = out >= 0
+        return out[ok], out_sc[ok]
+
     def _peers(self, u: int | None, n: int = 20):
         """The ``n`` known customers nearest to ``u`` by the model's user vectors (cosine), and the
         customers x items matrix of who bought what, for the similar-customers reason."""
@@ -443,7 +470,7 @@ class RecommendationService:
             self.counters["exact_filtered"] += 1
         else:
             ids, scores, source, n_new, cached = self._scores(u, known, session, opts.k)
-        top, sc = self._rank(ids, scores, mask, opts, u if source == "model" and known else None)
+        top, sc = self._rank_with_discovery(ids, scores, mask, opts, u if known else None, source)
         message = None
         if not known:
             message = (f"user {user_id!r} is not in the model (trained as of "
@@ -533,7 +560,8 @@ class RecommendationService:
                     j += 1
                 else:
                     ids, scores, source, _, _ = self._scores(u if known else None, known, None, k)
-                top, sc = self._rank(ids, scores, self._mask(opts, ex), opts, u if known else None)
+                top, sc = self._rank_with_discovery(ids, scores, self._mask(opts, ex), opts,
+                                                    u if known else None, source)
                 out_i[start + off, : len(top)], out_s[start + off, : len(top)] = top, sc
                 sources.append(source)
         return out_i, out_s, sources

@@ -34,6 +34,10 @@ class _Options(_Strict):
     exclude_purchased: bool | None = Field(None, description="Default: the schema's setting.")
     diversity: bool | DiversityIn = False
     explain: bool = False
+    discovery_positions: list[int] | None = Field(
+        None, max_length=1000,
+        description="0-based places of the list for the best-scored products the customer has never "
+                    "bought, e.g. [10, 11]; [] turns them off. Default: the model's setting.")
 
 
 class RecommendIn(_Options):
