@@ -48,6 +48,7 @@ from hoprec.data.dataset import Dataset
 from hoprec.models import pair_features as pf
 from hoprec.models.base import ModelConfig, Recommender, label_horizon, top_k
 from hoprec.models.discovery import interleave, places_within
+from hoprec.models.event_columns import EventColumns
 from hoprec.models.relational_paths import (
     PathSignals,
     from_state,
@@ -94,6 +95,9 @@ class HybridConfig(ModelConfig):
     path_half_life_days: float = Field(default=30.0, gt=0)
     path_candidates: int = Field(default=20, ge=0)  # per customer and path: the top products by path weight
     exclude_tables: list[str] = Field(default_factory=list)  # tables the paths leave out (ablations)
+    # the event tables' numerical columns (price, discounts, quantity) as item and pair means
+    # (:mod:`hoprec.models.event_columns`)
+    event_columns: bool = False
 
 
 class Hybrid(Recommender):
@@ -114,6 +118,7 @@ class Hybrid(Recommender):
         if cfg.relational_paths:
             paths = PathSignals.from_dataset(dataset, cfg.path_half_life_days, tuple(cfg.exclude_tables))
             self.path_names = paths.names
+        self.events = EventColumns.from_dataset(dataset) if cfg.event_columns else None
         inter = dataset.interactions
         pos = inter.select(inter.positive())
         xs, ys, gs = [], [], []
@@ -131,13 +136,14 @@ class Hybrid(Recommender):
                 continue
             emb = self._embed_at(dataset, pd.Timestamp(start))
             mats = paths.at(start) if paths is not None else []
+            ev = self.events.at(start) if self.events is not None else None
             u, i = self._candidates(hist, users, emb, mats)
             y = np.isin(u.astype(np.int64) * self.n_items + i, label_keys)
             keep = np.isin(u, np.unique(u[y]))  # groups without a positive teach nothing
             keep &= y | (rng.random(len(y)) < cfg.negative_fraction)
             # features on every candidate, then the sample: rank features (rank_h90, emb_rank)
             # must see the same candidate set as at scoring time
-            xs.append(self._features(hist, u, i, emb, mats)[keep])
+            xs.append(self._features(hist, u, i, emb, mats, ev)[keep])
             ys.append(y[keep])
             gs.append(np.unique(u[keep], return_counts=True)[1])
         if not xs:
@@ -176,12 +182,15 @@ class Hybrid(Recommender):
 
     def _all_features(self) -> list[str]:
         extra = ["emb_score", "emb_rank"] if self.config.embedding else []  # type: ignore[attr-defined]
-        return [*pf.FEATURES, *getattr(self, "path_names", []), *extra]
+        events = getattr(self, "events", None)
+        ev = events.feature_names() if events is not None else []
+        return [*pf.FEATURES, *getattr(self, "path_names", []), *ev, *extra]
 
     def _kept(self) -> np.ndarray:
         """Mask over :meth:`_all_features` without ``drop_features`` (names or group names)."""
         groups = {**pf.GROUPS, "embedding": ("emb_score", "emb_rank"),
-                  "paths": tuple(getattr(self, "path_names", []))}
+                  "paths": tuple(getattr(self, "path_names", [])),
+                  "event_columns": tuple(n for n in self._all_features() if n.startswith("ev_"))}
         names = self._all_features()
         drop: set[str] = set()
         wanted = list(self.config.drop_features)  # type: ignore[attr-defined]
@@ -234,10 +243,12 @@ class Hybrid(Recommender):
         keys = np.unique(np.concatenate(eu).astype(np.int64) * self.n_items + np.concatenate(ei))
         return keys // self.n_items, keys % self.n_items
 
-    def _features(self, hist, u: np.ndarray, i: np.ndarray, emb, mats=()) -> np.ndarray:
+    def _features(self, hist, u: np.ndarray, i: np.ndarray, emb, mats=(), ev=None) -> np.ndarray:
         x = pf.pair_features(hist, u, i, self.groups, self.config.category_rhythm)  # type: ignore[attr-defined]
         if mats:
             x = np.column_stack([x, path_features(list(mats), u, i)]).astype(np.float32)
+        if ev is not None:
+            x = np.column_stack([x, ev.features(u, i)]).astype(np.float32)
         if emb is not None:
             score = np.einsum("ij,ij->i", emb[0][u], emb[1][i]).astype(np.float64)
             rank = pf._rank_within_user(u, score)
@@ -249,11 +260,12 @@ class Hybrid(Recommender):
         self.cutoff = np.datetime64(pd.Timestamp(cutoff))
         self.hist = pf.build_history(self._inter, self.cutoff, self.n_users, self.n_items, cfg.neighbours,
                                      horizon_days=self.horizon_days, rhythm=cfg.sequence_rhythm)
+        self.ev_now = self.events.at(self.cutoff) if self.events is not None else None
 
     def _score(self, users: np.ndarray) -> np.ndarray:
         cfg: HybridConfig = self.config  # type: ignore[assignment]
         u, i = self._candidates(self.hist, users, self.emb, self.path_mats)
-        x = self._features(self.hist, u, i, self.emb, self.path_mats)
+        x = self._features(self.hist, u, i, self.emb, self.path_mats, self.ev_now)
         s = self.booster.predict(x, num_threads=cfg.num_threads or 0)
         out = np.empty((len(users), self.n_items), dtype=np.float32)
         out[:] = (self.popularity / max(float(self.popularity.max()), 1e-9) - 2.0)[None, :]
@@ -282,6 +294,7 @@ class Hybrid(Recommender):
             "i_basket": inter.basket, "i_kinds": np.array(inter.kinds, dtype=np.str_),
             **({"user_emb": self.emb[0], "item_emb": self.emb[1]} if self.emb is not None else {}),
             **to_state(self.path_mats, self.path_names),
+            **(self.events.state() if self.events is not None else {}),
         }
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -290,6 +303,7 @@ class Hybrid(Recommender):
         lgb = require("lightgbm", "hybrid")
         self.booster = lgb.Booster(model_str=state["booster"].tobytes().decode())
         self.path_names, self.path_mats = from_state(state)
+        self.events = EventColumns.from_state(state)
         if self.booster.feature_name() != self.feature_names():
             raise ValueError(
                 f"this hybrid model was trained on features {self.booster.feature_name()}, but this "
