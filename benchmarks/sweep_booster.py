@@ -61,11 +61,13 @@ def main() -> None:
 
     lgb.train = keep_train
     try:
-        model = create_model("hybrid", num_threads=2).fit(split.dataset)
+        # the setting `hoprec evaluate` chooses on validation (BENCHMARKS: event columns)
+        chosen = {"event_columns": False} if sys.argv[1] == "cj" else {}
+        model = create_model("hybrid", num_threads=2, **chosen).fit(split.dataset)
     finally:
         lgb.train = real_train
     u, i = model._candidates(model.hist, split.users, model.emb, model.path_mats)
-    vx = model._features(model.hist, u, i, model.emb, model.path_mats)
+    vx = model._features(model.hist, u, i, model.emb, model.path_mats, model.ev_now)
     row = _positions(split.users, u)
 
     def val_map(scores: np.ndarray) -> float:
