@@ -26,6 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from hoprec.data.dataset import Dataset
+from hoprec.models.pair_features import _lookup
 
 RECENT_DAYS, LONG_DAYS = 14.0, 90.0
 _NS_PER_DAY = 86_400 * 10**9
@@ -125,8 +126,6 @@ class EventSignals:
 
     def features(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
         """``(len(u), 3 C)``: item14, lift and pair mean per column (see the module doc)."""
-        from hoprec.models.pair_features import _lookup
-
         cols = []
         for k in range(self.recent.shape[1]):
             n = _lookup(self.pair_n[k], u, i)

@@ -193,10 +193,10 @@ class Hybrid(Recommender):
 
     def _kept(self) -> np.ndarray:
         """Mask over :meth:`_all_features` without ``drop_features`` (names or group names)."""
+        names = self._all_features()
         groups = {**pf.GROUPS, "embedding": ("emb_score", "emb_rank"),
                   "paths": tuple(getattr(self, "path_names", [])),
-                  "event_columns": tuple(n for n in self._all_features() if n.startswith("ev_"))}
-        names = self._all_features()
+                  "event_columns": tuple(n for n in names if n.startswith("ev_"))}
         drop: set[str] = set()
         wanted = list(self.config.drop_features)  # type: ignore[attr-defined]
         if not self.config.category_rhythm:  # type: ignore[attr-defined]

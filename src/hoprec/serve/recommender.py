@@ -385,10 +385,12 @@ class RecommendationService:
             pos = np.arange(min(opts.k, len(top_ids)))
         return top_ids[pos], top_sc[pos]
 
-    def _rank_with_discovery(self, ids, scores, mask, opts: Options, u: int | None, source: str):
+    def _rank_with_discovery(self, ids, scores, mask, opts: Options, u: int | None, source: str,
+                             history: tuple[np.ndarray, np.ndarray] | None = None):
         """:meth:`_rank`, then the discovery places (:mod:`hoprec.models.discovery`) of a
         personalised answer filled with the best-ranked products ``u`` never bought (live
-        events included)."""
+        events included); ``history``: ``u``'s ``(items, weights)`` where the caller has read
+        them already."""
         rank_u = u if source == "model" else None  # exact re-scoring needs the model's own scores
         top, sc = self._rank(ids, scores, mask, opts, rank_u)
         wanted = opts.discovery_positions
@@ -397,7 +399,10 @@ class RecommendationService:
         places = places_within(wanted, opts.k)
         if not places or u is None or source not in ("model", "model+events"):
             return top, sc
-        items, _, weights, _ = self.history(u)
+        if history is None:
+            items, _, weights, _ = self.history(u)
+        else:
+            items, weights = history
         owned = np.unique(items[weights > 0])
         if len(owned) == 0:
             return top, sc
@@ -470,7 +475,8 @@ class RecommendationService:
             self.counters["exact_filtered"] += 1
         else:
             ids, scores, source, n_new, cached = self._scores(u, known, session, opts.k)
-        top, sc = self._rank_with_discovery(ids, scores, mask, opts, u if known else None, source)
+        top, sc = self._rank_with_discovery(ids, scores, mask, opts, u if known else None, source,
+                                            (items, weights))
         message = None
         if not known:
             message = (f"user {user_id!r} is not in the model (trained as of "
